@@ -1,0 +1,1 @@
+"""Sweeps: plan runs from a config and execute stages locally or on Ray."""
