@@ -1,0 +1,7 @@
+"""Fine-tuning stage: the seed-study protocol, resumable checkpoints, loading a finished run."""
+from .checkpoint import load_checkpoint
+from .heads import classifier_module, freeze_all_but_head, head_param_names
+from .trainer import finetune_run, is_complete
+
+__all__ = ["finetune_run", "load_checkpoint", "is_complete", "classifier_module", "freeze_all_but_head",
+           "head_param_names"]

@@ -1,0 +1,70 @@
+"""Runner base class: one context-managed object per (artifact, runtime) that accuracy and latency share."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..records import Artifact
+
+
+class Runner:
+    """Load in __enter__, run NCHW float32 batches through infer(), release in __exit__.
+
+    `precision` is what the runtime really computes in (fp32 | fp16 | bf16 | int8), set by __enter__.
+    `device_time_ms` is the last infer's device time where the runner measures it (CUDA events), else None.
+    """
+    name: str = ""
+    formats: tuple[str, ...] = ()
+    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
+
+    def __init__(self, artifact: Artifact, meta: dict, threads: Optional[int] = None, **options):
+        self.artifact = artifact
+        self.meta = meta or {}
+        self.threads = threads
+        self.options = options
+        self.precision = artifact.precision
+        self.device_time_ms: Optional[float] = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.artifact.path)
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return True, ""
+
+    @classmethod
+    def supports(cls, artifact: Artifact) -> tuple[bool, str]:
+        """Whether this runtime runs `artifact` (format and precision); (ok, reason)."""
+        if artifact.format not in cls.formats:
+            return False, f"{cls.name} runs {'/'.join(cls.formats)} artifacts, not {artifact.format}"
+        if artifact.precision not in cls.precisions:
+            return False, f"{cls.name} does not run {artifact.precision} artifacts"
+        return True, ""
+
+
+def cuda_device() -> tuple[bool, str]:
+    """(True, "") when a CUDA device is visible to torch, else (False, reason)."""
+    try:
+        import torch
+    except ImportError:
+        return False, "torch not installed"
+    if not torch.cuda.is_available():
+        return False, "no CUDA device"
+    return True, ""
+
+
+def as_batch(batch: np.ndarray) -> np.ndarray:
+    """Contiguous float32 NCHW view of `batch` (no copy when it already is one)."""
+    return np.ascontiguousarray(batch, dtype=np.float32)

@@ -1,0 +1,102 @@
+"""ONNX Runtime runners: CPU, CUDA and TensorRT execution providers; they run the ONNX artifact as it is."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .base import Runner, as_batch, cuda_device
+
+GPU_HINT = "onnxruntime-gpu not installed (pip install deploybench[gpu])"
+
+
+class OrtCpuRunner(Runner):
+    """CPUExecutionProvider, sequential execution, intra-op threads = `threads`, all graph optimizations.
+
+    fp16 artifacts keep fp32 I/O (keep_io_types) and run their fp16 ops; int8 QDQ runs quantized kernels.
+    """
+    name = "onnxruntime-cpu"
+    formats = ("onnx",)
+    provider = "CPUExecutionProvider"
+
+    def _providers(self) -> list:
+        return [self.provider]
+
+    def __enter__(self) -> "OrtCpuRunner":
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.intra_op_num_threads = self.threads or 0
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.session = ort.InferenceSession(str(self.path), so, providers=self._providers())
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self.precision = self.artifact.precision
+        return self
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        out = self.session.run([self.output_name], {self.input_name: as_batch(batch)})[0]
+        return out.astype(np.float32, copy=False)
+
+    def __exit__(self, *exc) -> None:
+        self.session = None
+
+
+class OrtCudaRunner(OrtCpuRunner):
+    """CUDAExecutionProvider; I/O through IO binding (input copied to the device, output bound on the device)."""
+    name = "onnxruntime-cuda"
+    provider = "CUDAExecutionProvider"
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return False, GPU_HINT
+        providers = ort.get_available_providers()
+        if "CUDAExecutionProvider" not in providers:
+            return False, GPU_HINT
+        if cls.provider not in providers:
+            return False, f"{cls.provider} not in this onnxruntime build (needs the TensorRT libraries)"
+        return cuda_device()
+
+    def __enter__(self) -> "OrtCudaRunner":
+        super().__enter__()
+        if self.session.get_providers()[0] != self.provider:
+            raise RuntimeError(f"{self.provider} did not load (session providers: {self.session.get_providers()})")
+        self.binding = self.session.io_binding()
+        return self
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        import onnxruntime as ort
+
+        x = ort.OrtValue.ortvalue_from_numpy(as_batch(batch), "cuda", 0)
+        self.binding.bind_ortvalue_input(self.input_name, x)
+        self.binding.bind_output(self.output_name, "cuda", 0)
+        self.session.run_with_iobinding(self.binding)
+        return self.binding.copy_outputs_to_cpu()[0].astype(np.float32, copy=False)
+
+
+class OrtTrtRunner(OrtCudaRunner):
+    """TensorrtExecutionProvider (CUDA EP fallback for unsupported nodes); fp16 enabled only for fp16 artifacts,
+    int8 comes from the QDQ graph itself. Engines are cached under option `cache_dir` (default: beside the artifact).
+    """
+    name = "onnxruntime-trt"
+    provider = "TensorrtExecutionProvider"
+
+    def _providers(self) -> list:
+        cache: Optional[str] = self.options.get("cache_dir")
+        cache_dir = Path(cache) if cache else self.path.parent / "ort_trt_cache"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        trt_opts = {
+            "trt_fp16_enable": self.artifact.precision == "fp16",
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache_dir),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache_dir),
+        }
+        return [(self.provider, trt_opts), "CUDAExecutionProvider"]

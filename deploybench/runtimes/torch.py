@@ -1,0 +1,38 @@
+"""PyTorch eager fp32 runner: the reference every artifact is compared with."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import Runner, as_batch
+
+
+class TorchRunner(Runner):
+    """Checkpoint (checkpoints/<run_id>/best.pt or its folder) loaded via finetune.load_checkpoint, fp32 eager.
+
+    Option `model=` runs an in-memory nn.Module instead (benchmarks/gpu_smoke.py, bring-your-own models).
+    """
+    name = "torch"
+    formats = ("pytorch",)
+    precisions = ("fp32",)
+
+    def __enter__(self) -> "TorchRunner":
+        from ..finetune import load_checkpoint
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        model = self.options.get("model")
+        if model is None:
+            model, _ = load_checkpoint(self.path if self.path.is_dir() else Path(self.path).parent)
+        self.model = model.float().eval()
+        self.precision = "fp32"
+        return self
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(as_batch(batch))).float().numpy()
+
+    def __exit__(self, *exc) -> None:
+        self.model = None
