@@ -13,9 +13,10 @@ from .io import atomic_path
 from .records import COLUMNS
 
 KEY = ("run_id", "artifact", "runtime", "precision", "batch_size", "threads", "device_fingerprint")
-_INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "image_size", "noisy", "accuracy_flag"}
+_INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "image_size", "noisy"}
 _TEXT = {"run_id", "backbone", "dataset", "domain", "artifact", "format", "runtime", "precision", "device",
-         "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name"}
+         "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name",
+         "accuracy_flag"}
 _BOOL = {"pretrained", "noisy"}
 TYPES = {c: "INTEGER" if c in _INTEGER else "TEXT" if c in _TEXT else "REAL" for c in COLUMNS}
 _MATCH = " AND ".join(f"{k} IS ?" for k in KEY)   # IS: NULL-safe equality (threads=None means all cores)

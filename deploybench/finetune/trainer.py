@@ -60,22 +60,23 @@ class Trainer:
 
     def __init__(self, run: RunSpec, ckpt_dir: Path, progress: bool):
         from ..backbones import create_backbone, get_backbone
-        from ..data import class_names, get_dataset, make_transform
+        from ..data import get_dataset, make_transform
 
         self.run, self.dir, self.progress, self.tc = run, Path(ckpt_dir), progress, run.train
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.amp = self.tc.amp and self.device.type == "cuda"
         seed_everything(run.seed)
-        ds, spec = run.dataset, get_backbone(run.backbone.name)
-        self.mean, self.std = list(spec.mean), list(spec.std)
-        self.classes = list(class_names(ds))
+        ds, info = run.dataset, get_backbone(run.backbone.name)
+        self.weights = info.default_weights if run.backbone.weights is None else run.backbone.weights
+        self.mean, self.std = list(info.mean), list(info.std)
         train_tf = make_transform(ds.image_size, self.mean, self.std, train=True, augment=self.tc.augment)
         eval_tf = make_transform(ds.image_size, self.mean, self.std, train=False)
-        self.train_ds = get_dataset(ds, "train", fraction=run.fraction, seed=run.seed, transform=train_tf)
-        self.val_ds = get_dataset(ds, "val", seed=run.seed, transform=eval_tf)
+        self.train_ds = get_dataset(ds, "train", fraction=run.fraction, transform=train_tf)
+        self.val_ds = get_dataset(ds, "val", transform=eval_tf)
+        self.classes = list(self.train_ds.classes)
         if len(self.train_ds) == 0 or len(self.val_ds) == 0:
             raise DeployBenchError(f"dataset '{ds.name}': empty train or val split (check path/max_train/fraction)")
-        self.model = create_backbone(run.backbone.name, len(self.classes), weights=run.backbone.weights,
+        self.model = create_backbone(run.backbone.name, len(self.classes), weights=self.weights,
                                      image_size=ds.image_size).to(self.device)
         if self.tc.mode == "linear_probe":
             self.params = freeze_all_but_head(self.model)
@@ -237,8 +238,8 @@ class Trainer:
         run, ds = self.run, self.run.dataset
         model = self.model.to("cpu").eval()
         return {
-            "run_id": run.run_id, "backbone": run.backbone.name, "weights": run.backbone.weights,
-            "pretrained": (run.backbone.weights or "").lower() != "none",
+            "run_id": run.run_id, "backbone": run.backbone.name, "weights": self.weights,
+            "pretrained": self.weights != "none",
             "dataset": ds.name, "domain": ds.domain, "fraction": run.fraction, "seed": run.seed,
             "mode": self.tc.mode, "num_classes": len(self.classes), "classes": self.classes,
             "image_size": ds.image_size, "mean": self.mean, "std": self.std,

@@ -46,10 +46,16 @@ class OrtCpuRunner(Runner):
         self.session = None
 
 
+CUDA_OPTS = {"use_tf32": "0"}   # fp32 rows compute in fp32, not TF32 (ORT's default on Ampere+)
+
+
 class OrtCudaRunner(OrtCpuRunner):
     """CUDAExecutionProvider; I/O through IO binding (input copied to the device, output bound on the device)."""
     name = "onnxruntime-cuda"
     provider = "CUDAExecutionProvider"
+
+    def _providers(self) -> list:
+        return [(self.provider, CUDA_OPTS)]
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -99,4 +105,4 @@ class OrtTrtRunner(OrtCudaRunner):
             "trt_timing_cache_enable": True,
             "trt_timing_cache_path": str(cache_dir),
         }
-        return [(self.provider, trt_opts), "CUDAExecutionProvider"]
+        return [(self.provider, trt_opts), ("CUDAExecutionProvider", CUDA_OPTS)]

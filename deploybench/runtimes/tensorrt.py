@@ -9,7 +9,7 @@ import numpy as np
 
 from .base import Runner, as_batch, cuda_device
 
-GPU_HINT = "tensorrt not installed (pip install deploybench[gpu])"
+GPU_HINT = "tensorrt not installed (pip install deploybench[tensorrt])"
 
 
 def trt_version() -> tuple[int, str]:

@@ -1,0 +1,73 @@
+"""Latency harness: warm-up, then time every call with perf_counter_ns until the stop rule says stop.
+
+Scenarios: batch 1 is single-stream latency; batch N > 1 is offline throughput. `throughput_ips` is
+total images / total timed time = N * count / sum(per-call latencies) (= N / mean latency; the harness's own
+bookkeeping between calls is excluded). Per-call device time (CUDA events, from `runner.device_time_ms`) is
+collected alongside when a `device_time` callable is given.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..config import LatencyConfig
+from .stats import StopRule, Summary, is_noisy, summarize
+
+
+@dataclass
+class LatencyResult:
+    summary: Summary                  # milliseconds
+    batch_size: int
+    throughput_ips: float
+    device_p50_ms: Optional[float]    # p50 of per-call device time; None when the runner cannot measure it
+    noisy: bool
+    stop_reason: str                  # "ci" | "max_duration"
+    warmup_iters: int
+    timed_s: float                    # wall time of the timed phase
+
+    @property
+    def scenario(self) -> str:
+        return "single-stream" if self.batch_size == 1 else "offline"
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "summary"}
+        return {**d, "summary": self.summary.as_dict(), "scenario": self.scenario}
+
+
+def _warmup(fn: Callable[[], object], cfg: LatencyConfig) -> int:
+    """Call fn until both warmup_iters calls and warmup_s seconds have passed; return the call count."""
+    n, start = 0, time.perf_counter()
+    while n < cfg.warmup_iters or time.perf_counter() - start < cfg.warmup_s:
+        fn()
+        n += 1
+    return n
+
+
+def measure(fn: Callable[[], object], cfg: LatencyConfig, device_time: Optional[Callable[[], Optional[float]]] = None,
+            batch_size: int = 1) -> LatencyResult:
+    """Time `fn()` (one inference of `batch_size` images) under `cfg`'s warm-up and stop rule."""
+    warm = _warmup(fn, cfg)
+    rule = StopRule.from_config(cfg)
+    dev: list[float] = []
+    clock = time.perf_counter_ns
+    start = clock()
+    while True:
+        t0 = clock()
+        fn()
+        t1 = clock()
+        if device_time is not None:
+            d = device_time()
+            if d is not None:
+                dev.append(float(d))
+        if rule.add((t1 - t0) / 1e6, (t1 - start) / 1e9):
+            break
+    timed_s = (clock() - start) / 1e9
+    summary = summarize(rule.samples)
+    total_ms = float(np.sum(rule.samples))
+    return LatencyResult(
+        summary=summary, batch_size=batch_size, throughput_ips=batch_size * summary.count / (total_ms / 1e3),
+        device_p50_ms=float(np.percentile(dev, 50)) if dev else None, noisy=is_noisy(summary, cfg.noisy_cv),
+        stop_reason=rule.reason, warmup_iters=warm, timed_s=timed_s)

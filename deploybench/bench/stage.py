@@ -1,0 +1,279 @@
+"""Bench stage: every artifact x runtime x batch size of a run, each measured in a fresh worker process.
+
+Workers run one at a time (nothing else concurrently), with an arg list, OMP_NUM_THREADS and a timeout; a
+crash or timeout becomes a `failed` row carrying the reason (the worker's own error, else the stderr tail).
+Accuracy is computed once per artifact x runtime, in the first worker of that pair (batch sizes run largest
+first), through that worker's runner at its batch size, and reused for the pair's other batch-size rows.
+Resume: configurations whose key (store.KEY without precision, which the artifact and runtime determine) is in
+`existing` are not run again. top1_delta_vs_torch_fp32 is relative to the torch row of the same call.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..config import BenchConfig, DatasetConfig
+from ..errors import DeployBenchError
+from ..io import read_json, write_json
+from ..records import COLUMNS, Artifact, RunSpec
+from . import device as dev
+from .probe import device_peak, efficiency
+
+GPU_RUNTIMES = ("onnxruntime-cuda", "onnxruntime-trt", "tensorrt")
+STDERR_TAIL = 800
+
+
+def _size_mb(path: Path) -> Optional[float]:
+    files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+    try:
+        return round(sum(f.stat().st_size for f in files) / 2**20, 3)
+    except OSError:
+        return None
+
+
+def _key_no_prec(row: dict) -> tuple:
+    return (row["run_id"], row["artifact"], row["runtime"], row["batch_size"], row["threads"],
+            row["device_fingerprint"])
+
+
+@dataclasses.dataclass
+class _Ctx:
+    """What every row of one bench call shares."""
+    root: Path
+    cfg: BenchConfig
+    device: str
+    fingerprint: str
+    threads: int
+    existing: set
+    workdir: Path            # temp folder with inputs.npy, acc_x.npy, acc_y.npy
+    has_accuracy: bool
+    timeout_s: float
+    peaks: Optional[dict] = None
+
+    def peak(self, runtime: str) -> dict:
+        if self.peaks is None:
+            info = dev.device_info()
+            self.peaks = device_peak(self.root, self.fingerprint, self.cfg.threads, info["isa"])
+        return self.peaks.get("cuda" if runtime in GPU_RUNTIMES else "cpu", {})
+
+
+def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_size: Optional[int],
+              config_name: Optional[str]) -> dict:
+    row = dict.fromkeys(COLUMNS)
+    row.update({k: meta.get(k) for k in ("run_id", "backbone", "dataset", "domain", "fraction", "seed",
+                                         "pretrained", "params_m", "gmacs", "image_size")})
+    parity = artifact.parity or {}
+    row.update(artifact=Path(artifact.path).name, format=artifact.format, runtime=runtime,
+               precision=artifact.precision, device=ctx.device, device_fingerprint=ctx.fingerprint,
+               batch_size=batch_size, threads=ctx.threads, size_mb=_size_mb(Path(artifact.path)),
+               parity_max_rel_err=parity.get("max_rel_err"), parity_top1_agree=parity.get("top1_agree"),
+               parity_median_rel_err=parity.get("median_rel_err"),
+               scenario=None if batch_size is None else ("single-stream" if batch_size == 1 else "offline"),
+               created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=dev.versions(),
+               config_name=config_name)
+    return row
+
+
+def _spawn(spec: dict, ctx: _Ctx, tag: str) -> dict:
+    """Run one worker; its OUT.json, or a failed result with the reason."""
+    spec_path, out_path = ctx.workdir / f"{tag}.spec.json", ctx.workdir / f"{tag}.out.json"
+    write_json(spec_path, spec)
+    if not ctx.cfg.fresh_process:
+        from .worker import run
+        try:
+            return run(spec)
+        except Exception as e:  # same contract as the worker process: the error becomes a failed row
+            return {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
+    env = dict(os.environ, OMP_NUM_THREADS=str(ctx.threads))
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+    args = [sys.executable, "-m", "deploybench.bench.worker", str(spec_path), str(out_path)]
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=ctx.timeout_s, env=env)
+    except subprocess.TimeoutExpired as e:
+        tail = (e.stderr or b"")[-STDERR_TAIL:]
+        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        return {"status": "failed", "reason": f"worker timed out after {ctx.timeout_s:.0f} s; {tail.strip()}"}
+    out = read_json(out_path)
+    if proc.returncode == 0 and isinstance(out, dict) and out.get("status") == "ok":
+        return out
+    reason = out.get("reason") if isinstance(out, dict) and out.get("reason") else \
+        f"worker exited with code {proc.returncode}: {proc.stderr[-STDERR_TAIL:].strip()}"
+    return {"status": "failed", "reason": reason}
+
+
+def _fill(row: dict, out: dict, acc: Optional[dict], ctx: _Ctx) -> dict:
+    if out["status"] != "ok":
+        row.update(status="failed", status_reason=out["reason"])
+        return row
+    lat, s = out["latency"], out["latency"]["summary"]
+    row.update(status="ok", status_reason=None, precision=out.get("precision") or row["precision"],
+               latency_ms_mean=s["mean"], latency_ms_p50=s["p50"], latency_ms_p90=s["p90"],
+               latency_ms_p95=s["p95"], latency_ms_p99=s["p99"], latency_ms_p50_ci_low=s["ci_low"],
+               latency_ms_p50_ci_high=s["ci_high"], latency_cv=s["cv"], latency_ms_std=s["std"],
+               latency_ms_min=s["min"], latency_ms_max=s["max"], latency_count=s["count"],
+               latency_ms_device_p50=lat["device_p50_ms"], throughput_ips=lat["throughput_ips"],
+               noisy=int(lat["noisy"]), peak_host_mem_mb=out["peak_host_mem_mb"],
+               peak_device_mem_mb=out.get("peak_device_mem_mb"))
+    if acc:
+        row.update(top1=acc["top1"], top5=acc["top5"])
+    row["efficiency"] = efficiency(row["gmacs"], row["batch_size"], s["p50"], ctx.peak(row["runtime"]),
+                                   row["precision"])
+    return row
+
+
+def _bench_pair(artifact: Artifact, runtime: str, meta: dict, ctx: _Ctx, batch_sizes: list[int],
+                config_name: Optional[str]) -> list[dict]:
+    """Rows for one artifact x runtime: skipped when the runtime is unavailable, else one per batch size."""
+    from ..runtimes import get_runner
+
+    ok, reason = get_runner(runtime).available()
+    if not ok:
+        row = _base_row(meta, ctx, artifact, runtime, None, config_name)
+        if _key_no_prec(row) in ctx.existing:
+            return []
+        row.update(status="skipped", status_reason=reason or f"{runtime} is not available")
+        return [row]
+    rows, acc = [], None
+    for bs in sorted(set(batch_sizes), reverse=True):
+        row = _base_row(meta, ctx, artifact, runtime, bs, config_name)
+        if _key_no_prec(row) in ctx.existing:
+            continue
+        want_acc = acc is None and ctx.has_accuracy
+        spec = {"artifact": dataclasses.asdict(artifact) | {"parity": None}, "meta": meta, "runtime": runtime,
+                "threads": ctx.cfg.threads, "batch_size": bs, "latency": dataclasses.asdict(ctx.cfg.latency),
+                "inputs": str(ctx.workdir / "inputs.npy"),
+                "accuracy": {"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy")}
+                if want_acc else None,
+                "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and runtime == "tensorrt" else {}}
+        tag = hashlib.sha1(f"{artifact.path}|{runtime}|{bs}".encode()).hexdigest()[:10]
+        out = _spawn(spec, ctx, tag)
+        if want_acc and out["status"] == "ok":
+            acc = {"top1": out["top1"], "top5": out["top5"]}
+        rows.append(_fill(row, out, acc, ctx))
+    for r in rows:   # rows measured before accuracy was known (largest batch failed) get it too
+        if acc and r["status"] == "ok" and r["top1"] is None:
+            r.update(acc)
+    return rows
+
+
+def _finish(rows: list[dict]) -> list[dict]:
+    """top1_delta_vs_torch_fp32 and accuracy_flag from the torch fp32 row of the same run."""
+    ref = {r["run_id"]: r["top1"] for r in rows
+           if r["runtime"] == "torch" and r["precision"] == "fp32" and r["top1"] is not None}
+    for r in rows:
+        if r["top1"] is not None and r["run_id"] in ref:
+            r["top1_delta_vs_torch_fp32"] = round(r["top1"] - ref[r["run_id"]], 4)
+            r["accuracy_flag"] = "drop>1pt" if r["top1_delta_vs_torch_fp32"] < -1.0 else None
+    return rows
+
+
+def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig, runtimes, batch_sizes,
+             existing, device, data: tuple, config_name, timeout_s) -> list[dict]:
+    """data = (inputs (n, C, H, W), acc_x or None, acc_y or None)."""
+    from ..runtimes import runner_supports
+
+    threads = cfg.threads or dev.device_info()["cores"]
+    batch_sizes = list(batch_sizes or cfg.batch_sizes)
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise DeployBenchError(f"bench.batch_sizes: {batch_sizes} must be a non-empty list of integers >= 1")
+    timeout = timeout_s or 900 + 3 * cfg.latency.max_duration_s
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="deploybench-bench-") as tmp:
+        tmpdir = Path(tmp)
+        np.save(tmpdir / "inputs.npy", np.ascontiguousarray(data[0], dtype=np.float32))
+        if data[1] is not None:
+            np.save(tmpdir / "acc_x.npy", np.ascontiguousarray(data[1], dtype=np.float32))
+            np.save(tmpdir / "acc_y.npy", np.asarray(data[2], dtype=np.int64))
+        ctx = _Ctx(Path(root), cfg, dev.device_name(device), dev.fingerprint(device), threads,
+                   {(k[0], k[1], k[2], k[4], k[5], k[6]) for k in existing}, tmpdir, data[1] is not None, timeout)
+        for art in artifacts:
+            for rt in runtimes or cfg.runtimes:
+                if runner_supports(rt, art)[0]:
+                    rows += _bench_pair(art, rt, meta, ctx, batch_sizes, config_name)
+    return _finish(rows)
+
+
+def _artifacts(run_id: str, root: Path) -> list[Artifact]:
+    """The torch checkpoint plus every ok artifact of engines/<run_id>/export.json."""
+    ckpt = Path(root) / "checkpoints" / run_id / "best.pt"
+    arts = [Artifact(str(ckpt), "pytorch", "fp32", run_id)]
+    exp = read_json(Path(root) / "engines" / run_id / "export.json") or {}
+    for a in exp.get("artifacts", []):
+        if a.get("status") == "ok":
+            arts.append(Artifact(str(Path(root) / "engines" / run_id / a["file"]), a["format"], a["precision"],
+                                 run_id, a.get("parity")))
+    return arts
+
+
+def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_sizes=None,
+              existing: set = frozenset(), device: Optional[str] = None, config_name: Optional[str] = None,
+              timeout_s: Optional[float] = None) -> list[dict]:
+    """Rows (all COLUMNS keys) for every artifact x runtime x batch size of a finished, exported run."""
+    from ..data import load_array
+
+    meta_path = run.ckpt_dir(root) / "meta.json"
+    meta = read_json(meta_path)
+    if not isinstance(meta, dict) or meta.get("status") != "complete":
+        raise DeployBenchError(f"{meta_path}: no finished fine-tune run; run `deploybench finetune` first")
+    size = int(meta.get("image_size") or run.dataset.image_size)
+    X, y = load_array(run.dataset, "test", image_size=size, mean=meta["mean"], std=meta["std"],
+                      limit=cfg.accuracy_images)
+    if len(X) == 0:
+        raise DeployBenchError(f"dataset '{run.dataset.name}': the test split is empty")
+    return _run_all(_artifacts(run.run_id, root), meta, root, cfg, runtimes, batch_sizes, existing, device,
+                    (X[:max(batch_sizes or cfg.batch_sizes)], X, y), config_name, timeout_s)
+
+
+def _onnx_precision(path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul")
+           for n in model.graph.node):
+        return "int8"
+    fp16 = onnx.TensorProto.FLOAT16
+    if any(t.data_type == fp16 for t in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+def bench_model(onnx_path: Path, input_size: tuple = (3, 224, 224), mean=(0.485, 0.456, 0.406),
+                std=(0.229, 0.224, 0.225), data_dir: Optional[Path] = None, cfg: Optional[BenchConfig] = None,
+                runtimes=None, batch_sizes=None, device: Optional[str] = None, root: Optional[Path] = None
+                ) -> list[dict]:
+    """Bring your own ONNX: random inputs for latency without data; accuracy when `data_dir` has test/."""
+    cfg = cfg or BenchConfig()
+    path = Path(onnx_path).resolve()
+    if not path.is_file():
+        raise DeployBenchError(f"{onnx_path}: ONNX model not found")
+    c, h, w = (int(v) for v in input_size)
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
+    meta = {"run_id": f"{path.stem}-{digest}", "backbone": path.stem, "image_size": h, "mean": list(mean),
+            "std": list(std), "input_size": [c, h, w]}
+    acc_x = acc_y = None
+    if data_dir is not None:
+        from ..data import load_array
+
+        if not (Path(data_dir) / "test").is_dir():
+            raise DeployBenchError(f"{data_dir}: --data needs an ImageFolder root with a test/ folder")
+        ds = DatasetConfig(name=Path(data_dir).name, kind="imagefolder", path=str(data_dir), image_size=h)
+        acc_x, acc_y = load_array(ds, "test", image_size=h, mean=list(mean), std=list(std),
+                                  limit=cfg.accuracy_images)
+        meta["dataset"] = ds.name
+    nmax = max(batch_sizes or cfg.batch_sizes)
+    inputs = acc_x[:nmax] if acc_x is not None else \
+        np.random.default_rng(0).standard_normal((nmax, c, h, w)).astype(np.float32)
+    art = Artifact(str(path), "onnx", _onnx_precision(path), meta["run_id"])
+    runtimes = [r for r in (runtimes or cfg.runtimes) if r != "torch"]
+    return _run_all([art], meta, Path(root) if root else Path.cwd(), cfg, runtimes, batch_sizes, frozenset(),
+                    device, (inputs, acc_x, acc_y), None, None)

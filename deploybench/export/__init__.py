@@ -1,0 +1,172 @@
+"""Export stage: checkpoint -> ONNX fp32/fp16/int8, OpenVINO IR, TensorRT engines, with parity per artifact.
+
+Writes engines/<run_id>/ and export.json (merged with earlier entries). Idempotent: an artifact whose entry
+is ok and whose file exists is kept; missing, failed or skipped ones are (re)built. All writes are atomic.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..config import ExportConfig
+from ..errors import DeployBenchError
+from ..io import read_json, write_json
+from ..records import Artifact, RunSpec, StageResult
+
+FORMATS = ("onnx", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def _files(out: Path, entry: dict) -> list[Path]:
+    path = out / entry["file"]
+    return [path, path.with_suffix(".bin")] if entry["format"] == "openvino" else [path]
+
+
+def _size_mb(files: list[Path]) -> float:
+    return round(sum(f.stat().st_size for f in files) / 2**20, 3)
+
+
+def _is_done(out: Path, entry: Optional[dict]) -> bool:
+    return bool(entry) and entry.get("status") == "ok" and all(f.is_file() for f in _files(out, entry))
+
+
+class _Export:
+    """One run's export: lazily loaded data, the manifest, and the artifact builders."""
+
+    def __init__(self, run: RunSpec, root: Path, cfg: ExportConfig, model, meta: dict, max_batch: int):
+        self.run, self.cfg, self.model, self.meta, self.max_batch = run, cfg, model, meta, max_batch
+        self.out = run.engine_dir(root)
+        self.out.mkdir(parents=True, exist_ok=True)
+        old = read_json(self.out / "export.json")
+        self.entries: dict[str, dict] = {a["file"]: a for a in (old or {}).get("artifacts", [])
+                                         if isinstance(a, dict) and "file" in a}
+        self._val = None
+        self.built = 0
+
+    def save(self) -> None:
+        order = {f: i for i, f in enumerate(FORMATS)}
+        arts = sorted(self.entries.values(), key=lambda a: (order.get(a["format"], 9), a["precision"], a["file"]))
+        write_json(self.out / "export.json", {"run_id": self.run.run_id, "meta": self.meta, "artifacts": arts})
+
+    def images(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        from ..data import load_array
+
+        fraction = self.run.fraction if split == "train" else 1.0   # calibrate on the run's own training images
+        x, y = load_array(self.run.dataset, split, limit=n, image_size=self.meta["image_size"],
+                          mean=self.meta["mean"], std=self.meta["std"], fraction=fraction)
+        return np.ascontiguousarray(x, dtype=np.float32), np.asarray(y)
+
+    def val(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(images, labels, PyTorch fp32 logits) for parity, computed once."""
+        if self._val is None:
+            from .parity import torch_logits
+
+            x, y = self.images("val", self.cfg.parity_images)
+            self._val = (x, y, torch_logits(self.model, x))
+        return self._val
+
+    def artifact(self, file: str, fmt: str, prec: str, build: Callable[[Path], None],
+                 skip_reason: str = "") -> dict:
+        """Build one artifact unless already done; record its entry (with parity) in export.json."""
+        from .parity import artifact_parity
+
+        if _is_done(self.out, self.entries.get(file)):
+            return self.entries[file]
+        entry = {"file": file, "format": fmt, "precision": prec, "size_mb": None, "status": "skipped",
+                 "reason": skip_reason, "seconds": 0.0, "parity": None}
+        if not skip_reason:
+            t0 = time.perf_counter()
+            try:
+                build(self.out / file)
+                entry.update(status="ok", reason="", size_mb=_size_mb(_files(self.out, entry)))
+                x, y, ref = self.val()
+                art = Artifact(str(self.out / file), fmt, prec, self.run.run_id)
+                entry["parity"] = artifact_parity(art, self.meta, x, ref, y, batch_size=min(16, self.max_batch))
+            except DeployBenchError:
+                raise
+            except Exception as e:   # one artifact failing must not stop the others; the reason is recorded
+                msg = (str(e).strip().splitlines() or [""])[0][:500]
+                entry.update(status="failed", reason=f"{type(e).__name__}: {msg}")
+            entry["seconds"] = round(time.perf_counter() - t0, 3)
+            self.built += 1
+        self.entries[file] = entry
+        self.save()
+        return entry
+
+    def onnx(self, prec: str) -> dict:
+        from .onnx import export_onnx
+
+        if prec == "fp32":
+            return self.artifact("model.fp32.onnx", "onnx", "fp32", lambda p: export_onnx(
+                self.model, p, self.meta["image_size"], self.cfg.opset, self.meta.get("in_chans", 3)))
+        src = self.onnx("fp32")
+        if src["status"] != "ok":
+            return self.artifact(f"model.{prec}.onnx", "onnx", prec, None, "model.fp32.onnx failed")
+        src_path = self.out / src["file"]
+        if prec == "fp16":
+            from .fp16 import to_fp16
+
+            return self.artifact("model.fp16.onnx", "onnx", "fp16", lambda p: to_fp16(src_path, p))
+        from .quantize import quantize_int8
+
+        def build(p: Path) -> None:
+            calib, _ = self.images("train", self.cfg.calibration_images)
+            quantize_int8(src_path, p, calib, self.cfg.calibration_method)
+        return self.artifact("model.int8.onnx", "onnx", "int8", build)
+
+    def openvino(self, prec: str) -> dict:
+        from .openvino import to_ir
+
+        src = self.onnx(prec)
+        reason = "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
+        return self.artifact(f"model.{prec}.xml", "openvino", prec,
+                             lambda p: to_ir(self.out / src["file"], p), reason)
+
+    def tensorrt(self, prec: str) -> dict:
+        from .tensorrt import build_engine, gpu_slug, tensorrt_unavailable
+
+        reason = tensorrt_unavailable()
+        if reason:
+            return self.artifact(f"model.{prec}.engine", "tensorrt", prec, None, reason)
+        src = self.onnx(prec)
+        reason = "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
+        file = f"model.{prec}.{gpu_slug()}.engine"
+        self.entries = {f: a for f, a in self.entries.items()        # drop "no GPU here" placeholders
+                        if not (a["format"] == "tensorrt" and a["precision"] == prec and a["status"] == "skipped")}
+        return self.artifact(file, "tensorrt", prec, lambda p: build_engine(
+            self.out / src["file"], p, self.meta["image_size"], max_batch=self.max_batch,
+            workspace_gb=self.cfg.tensorrt_workspace_gb, timing_cache=self.out / "trt_timing.cache",
+            in_chans=self.meta.get("in_chans", 3)), reason)
+
+
+def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[list[str]] = None,
+               precisions: Optional[list[str]] = None, max_batch: int = 32) -> StageResult:
+    """Export one fine-tuned run; ONNX of each precision is always written (it is the source of the others).
+
+    `max_batch`: largest batch TensorRT engines accept (pass the largest bench batch size; also the opt batch).
+    """
+    from ..finetune import load_checkpoint
+
+    t0 = time.perf_counter()
+    formats, precisions = list(formats or cfg.formats), list(precisions or cfg.precisions)
+    for value, known, key in ((formats, FORMATS, "export.formats"), (precisions, PRECISIONS, "export.precisions")):
+        bad = [v for v in value if v not in known]
+        if bad:
+            raise DeployBenchError(f"{key}: unknown {bad[0]!r} (known: {', '.join(known)})")
+    try:
+        model, meta = load_checkpoint(run.ckpt_dir(root))
+    except DeployBenchError as e:
+        return StageResult(run.run_id, "export", "failed", str(e), time.perf_counter() - t0)
+    job = _Export(run, Path(root), cfg, model, meta, max(1, max_batch))
+    entries = [getattr(job, fmt)(prec) for fmt in ("onnx", *[f for f in formats if f != "onnx"])
+               for prec in precisions]
+    failed = [f"{e['file']}: {e['reason']}" for e in entries if e["status"] == "failed"]
+    skipped = sorted({f"{e['file']}: {e['reason']}" for e in entries if e["status"] == "skipped"})
+    status = "failed" if failed else ("done" if job.built else "skipped")
+    return StageResult(run.run_id, "export", status, "; ".join(failed or skipped), time.perf_counter() - t0)
+
+
+__all__ = ["export_run", "FORMATS", "PRECISIONS"]

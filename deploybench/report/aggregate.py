@@ -1,0 +1,188 @@
+"""Aggregate result rows over seeds, per deployable configuration, and the Best/Better/Good backbone tiers.
+
+top1/top5 are percentages; `top1_delta_vs_torch_fp32` is in points.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Iterable, Optional
+
+GROUP = ("device_fingerprint", "backbone", "dataset", "fraction", "format", "runtime", "precision", "batch_size")
+CONFIG = tuple(k for k in GROUP if k != "batch_size")
+TIERS = ("Best", "Better", "Good")
+ACC_DROP_PT = 1.0          # flag rows losing more than this many top-1 points vs torch fp32
+PARITY_MIN_AGREE = 0.99    # flag artifacts whose top-1 agrees with torch fp32 on fewer images than this
+
+
+def ok_rows(rows: Iterable[dict]) -> list[dict]:
+    return [r for r in rows if r.get("status") == "ok"]
+
+
+def _vals(rows: list[dict], col: str) -> list[float]:
+    return [r[col] for r in rows if r.get(col) is not None]
+
+
+def _mean(xs: list[float]) -> Optional[float]:
+    return statistics.fmean(xs) if xs else None
+
+
+def _median(xs: list[float]) -> Optional[float]:
+    return statistics.median(xs) if xs else None
+
+
+def _std(xs: list[float]) -> Optional[float]:
+    return statistics.stdev(xs) if len(xs) > 1 else None
+
+
+def _first(rows: list[dict], col: str):
+    return next((r[col] for r in rows if r.get(col) is not None), None)
+
+
+def _summary(rows: list[dict]) -> dict:
+    """Seed statistics of one group of rows (same configuration, different seeds/run ids)."""
+    top1 = _vals(rows, "top1")
+    return {
+        "device": _first(rows, "device"), "domain": _first(rows, "domain"), "pretrained": _first(rows, "pretrained"),
+        "artifact": _first(rows, "artifact"), "threads": _first(rows, "threads"),
+        "seeds": sorted({r["seed"] for r in rows if r.get("seed") is not None}), "n": len(rows),
+        "top1_mean": _mean(top1), "top1_std": _std(top1), "top1_best": max(top1) if top1 else None,
+        "top5_mean": _mean(_vals(rows, "top5")),
+        "top1_delta": _mean(_vals(rows, "top1_delta_vs_torch_fp32")),
+        "latency_ms_p50": _median(_vals(rows, "latency_ms_p50")),
+        "latency_ms_p99": _median(_vals(rows, "latency_ms_p99")),
+        "latency_cv": max(_vals(rows, "latency_cv"), default=None),
+        "throughput_ips": _median(_vals(rows, "throughput_ips")),
+        "size_mb": _mean(_vals(rows, "size_mb")),
+        "peak_host_mem_mb": max(_vals(rows, "peak_host_mem_mb"), default=None),
+        "peak_device_mem_mb": max(_vals(rows, "peak_device_mem_mb"), default=None),
+        "parity_max_rel_err": max(_vals(rows, "parity_max_rel_err"), default=None),
+        "parity_top1_agree": min(_vals(rows, "parity_top1_agree"), default=None),
+        "noisy": any(bool(r.get("noisy")) for r in rows),
+        "accuracy_flag": next((r["accuracy_flag"] for r in rows if r.get("accuracy_flag")), None),
+        "params_m": _first(rows, "params_m"), "gmacs": _first(rows, "gmacs"),
+    }
+
+
+def _groups(rows: Iterable[dict], key: tuple) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = defaultdict(list)
+    for r in ok_rows(rows):
+        out[tuple(r.get(k) for k in key)].append(r)
+    return out
+
+
+def aggregate(rows: Iterable[dict]) -> list[dict]:
+    """One dict per (device, backbone, dataset, fraction, format, runtime, precision, batch) over seeds (ok rows)."""
+    return [dict(zip(GROUP, k)) | _summary(g) for k, g in _groups(rows, GROUP).items()]
+
+
+def configs(rows: Iterable[dict]) -> list[dict]:
+    """One dict per deployable configuration (GROUP without batch): accuracy and latency from the smallest
+    batch (single-stream, normally 1), throughput from the largest; sorted by top-1 mean desc, p50 asc."""
+    out = []
+    for k, g in _groups(rows, CONFIG).items():
+        batches = sorted({r["batch_size"] for r in g if r.get("batch_size") is not None})
+        small = [r for r in g if r.get("batch_size") == batches[0]] if batches else g
+        large = [r for r in g if r.get("batch_size") == batches[-1]] if batches else g
+        c = dict(zip(CONFIG, k)) | _summary(small)
+        if not _vals(small, "top1"):   # accuracy measured at another batch only
+            c |= {k2: v for k2, v in _summary(g).items() if k2.startswith("top")}
+        c.update(latency_batch=batches[0] if batches else None, throughput_batch=batches[-1] if batches else None,
+                 throughput_ips=_median(_vals(large, "throughput_ips")), batches=batches,
+                 noisy=any(bool(r.get("noisy")) for r in g))
+        out.append(c)
+    return sorted(out, key=_rank_key)
+
+
+def _rank_key(c: dict) -> tuple:
+    top1 = c.get("top1_mean")
+    p50 = c.get("latency_ms_p50")
+    return (top1 is None, -(top1 or 0.0), p50 is None, p50 or 0.0)
+
+
+def flags(c: dict, noisy_cv: float = 0.15) -> list[str]:
+    """Why a row/config deserves a second look: accuracy drop, noisy latency, parity problems."""
+    out = []
+    delta = c.get("top1_delta", c.get("top1_delta_vs_torch_fp32"))
+    if delta is not None and delta < -ACC_DROP_PT:
+        out.append(f"top-1 {delta:+.2f} pt vs torch fp32")
+    elif isinstance(c.get("accuracy_flag"), str):
+        out.append(c["accuracy_flag"])
+    cv = c.get("latency_cv")
+    if c.get("noisy") or (cv is not None and cv > noisy_cv):
+        out.append(f"noisy latency (CV {cv:.2f})" if cv is not None else "noisy latency")
+    agree = c.get("parity_top1_agree")
+    if agree is not None and agree < PARITY_MIN_AGREE:
+        out.append(f"parity: top-1 agrees on {agree:.1%} of images")
+    return out
+
+
+def backbone_label(r: dict) -> str:
+    return r["backbone"] if r.get("pretrained") in (True, None) else f"{r['backbone']} (scratch)"
+
+
+def tiers(rows: Iterable[dict]) -> dict[str, list[dict]]:
+    """Best/Better/Good backbones per domain and overall.
+
+    Each backbone (pretrained and from-scratch counted apart) is scored by its mean top-1 over seeds on the
+    largest data fraction, measured through torch fp32 where such rows exist (else every ok row), averaged over
+    the datasets of the domain (overall: over all datasets, each weighted equally). Rank 1 = Best, 2 = Better,
+    3 = Good; the rest are listed untiered. Returns {domain|"overall": [{tier, backbone, top1, datasets}]}.
+    """
+    ok = ok_rows(rows)
+    ref = [r for r in ok if r.get("runtime") == "torch" and r.get("precision") == "fp32"] or ok
+    ref = [r for r in ref if r.get("top1") is not None]
+    per_ds: dict[tuple, list[float]] = defaultdict(list)
+    domain_of: dict[str, str] = {}
+    for ds in {r["dataset"] for r in ref}:
+        rs = [r for r in ref if r["dataset"] == ds]
+        fmax = max((r["fraction"] for r in rs if r.get("fraction") is not None), default=None)
+        for r in rs:
+            if r.get("fraction") == fmax:
+                per_ds[(ds, backbone_label(r))].append(r["top1"])
+                domain_of[ds] = r.get("domain") or "unknown"
+    scope: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for (ds, bb), v in per_ds.items():
+        m = statistics.fmean(v)
+        scope[domain_of[ds]][bb].append(m)
+        scope["overall"][bb].append(m)
+    out = {}
+    for dom, by_bb in scope.items():
+        ranked = sorted(((statistics.fmean(v), bb, len(v)) for bb, v in by_bb.items()), key=lambda t: (-t[0], t[1]))
+        out[dom] = [{"tier": TIERS[i] if i < len(TIERS) else "", "backbone": bb, "top1": m, "datasets": n}
+                    for i, (m, bb, n) in enumerate(ranked)]
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] == "overall", kv[0])))
+
+
+def devices(rows: Iterable[dict]) -> dict[str, str]:
+    """{device_fingerprint: device name} over all rows, sorted by name."""
+    seen = {r.get("device_fingerprint"): r.get("device") or "unknown device" for r in rows}
+    return dict(sorted(seen.items(), key=lambda kv: (kv[1], str(kv[0]))))
+
+
+def ranked(rows: Iterable[dict]) -> list[dict]:
+    """Ranking tables, one per (device fingerprint, dataset, fraction) — fingerprints never mixed — with each
+    config marked `pareto` when on the front of top-1 mean vs single-stream p50 within its table."""
+    from .pareto import pareto_rows
+
+    cs = configs(rows)
+    out = []
+    for fp, ds, fr in sorted({(c["device_fingerprint"], c["dataset"], c["fraction"]) for c in cs},
+                             key=lambda k: tuple(str(x) for x in k)):
+        items = [c for c in cs if (c["device_fingerprint"], c["dataset"], c["fraction"]) == (fp, ds, fr)]
+        front = {id(c) for c in pareto_rows(items, "top1_mean", "latency_ms_p50")}
+        for c in items:
+            c["pareto"] = id(c) in front
+        out.append({"device_fingerprint": fp, "device": items[0]["device"], "dataset": ds, "fraction": fr,
+                    "configs": items})
+    return out
+
+
+def seed_mean_rows(rows: Iterable[dict]) -> list[dict]:
+    """aggregate() groups as result-row-like dicts (top1 = mean over seeds, status ok), for select()."""
+    out = []
+    for g in aggregate(rows):
+        out.append(g | {"top1": g["top1_mean"], "top5": g["top5_mean"], "top1_delta_vs_torch_fp32": g["top1_delta"],
+                        "status": "ok", "seed": None,
+                        "run_id": f"{g['backbone']}-{g['dataset']}-f{g['fraction']:g} ({g['n']} seed(s))"})
+    return out

@@ -1,0 +1,256 @@
+"""reports/report.html: one self-contained file (plotly.js inlined, no CDN) with interactive plots per device,
+a sortable table and the flags. A tiny inline script records JS errors in <html data-errors> for tests."""
+from __future__ import annotations
+
+import html
+import math
+import statistics
+from collections import defaultdict
+from datetime import datetime, timezone
+
+import plotly.graph_objects as go
+import plotly.offline
+from plotly.subplots import make_subplots
+
+from .aggregate import aggregate, backbone_label, devices, flags, ok_rows, ranked
+from .markdown import choices, device_title, pick_text, top1_text
+from .pareto import pareto_rows
+from .select import num
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf"]
+SYMBOLS = {"fp32": "circle", "fp16": "square", "bf16": "diamond", "int8": "triangle-up"}
+ERROR_HOOK = """<script>
+(function(){var d=document.documentElement,errs=[];d.setAttribute('data-errors','');
+function rec(m){errs.push(String(m));d.setAttribute('data-errors',errs.join(' | '));}
+window.addEventListener('error',function(e){rec(e.message||e);});
+window.addEventListener('unhandledrejection',function(e){rec('unhandled rejection: '+e.reason);});
+var ce=console.error;console.error=function(){rec(Array.prototype.join.call(arguments,' '));ce.apply(console,arguments);};
+})();
+</script>"""
+SORT_JS = """<script>
+document.querySelectorAll('table.sortable th').forEach(function(th,i){th.addEventListener('click',function(){
+var tb=th.closest('table').tBodies[0],asc=th.getAttribute('data-dir')!=='asc';
+th.closest('tr').querySelectorAll('th').forEach(function(h){h.removeAttribute('data-dir');});
+th.setAttribute('data-dir',asc?'asc':'desc');
+var rows=Array.prototype.slice.call(tb.rows);rows.sort(function(a,b){
+var x=a.cells[i].getAttribute('data-v'),y=b.cells[i].getAttribute('data-v');
+var nx=parseFloat(x),ny=parseFloat(y),r;
+if(x===''||y===''){r=(x==='')-(y==='');return r;}
+r=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?r:-r;});
+rows.forEach(function(r){tb.appendChild(r);});});});
+document.documentElement.setAttribute('data-plots',document.querySelectorAll('.main-svg').length);
+</script>"""
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1500px;
+color:#1d2330;padding:0 16px}h1{margin-bottom:4px}.meta{color:#5b6475;margin-top:0}
+h2{border-bottom:2px solid #e3e7ef;padding-bottom:4px;margin-top:32px}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}.card{border:1px solid #e3e7ef;border-radius:8px;padding:6px}
+table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #edf0f5;
+text-align:right;white-space:nowrap}th{background:#f5f7fb;cursor:pointer;position:sticky;top:0;user-select:none}
+th[data-dir=asc]:after{content:' \\25B2'}th[data-dir=desc]:after{content:' \\25BC'}
+td.t,th.t{text-align:left}tr:hover td{background:#f8faff}td.star{color:#d4a017;text-align:center}
+.flag{color:#b3261e}ul{line-height:1.5}.wrap{max-height:640px;overflow:auto;border:1px solid #e3e7ef;border-radius:8px}"""
+
+
+def _colors(labels) -> dict[str, str]:
+    return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(sorted(set(labels)))}
+
+
+def _hover(c: dict) -> str:
+    return (f"<b>{html.escape(backbone_label(c))}</b><br>{c['runtime']} {c['precision']} ({c.get('format')})"
+            f"<br>{c['dataset']} f={c['fraction']:g}<br>top-1 {top1_text(c)} %"
+            f"<br>p50 {num(c['latency_ms_p50']) if c.get('latency_ms_p50') else '–'} ms, batch {c['latency_batch']}"
+            f"<br>size {num(c['size_mb']) if c.get('size_mb') else '–'} MB")
+
+
+def _scatter_by_device(rows: list[dict], x: str, title: str, xtitle: str, log_x: bool) -> go.Figure:
+    devs = devices(ok_rows(rows))
+    tables = ranked(rows)
+    fmax = max((t["fraction"] for t in tables if t["fraction"] is not None), default=None)
+    tables = [t for t in tables if t["fraction"] == fmax]
+    colors = _colors(backbone_label(c) for t in tables for c in t["configs"])
+    fig = make_subplots(rows=1, cols=len(devs), shared_yaxes=True, subplot_titles=list(devs.values()),
+                        horizontal_spacing=0.04)
+    seen = set()
+    for col, fp in enumerate(devs, 1):
+        for t in (t for t in tables if t["device_fingerprint"] == fp):
+            pts = [c for c in t["configs"] if c.get(x) and c.get("top1_mean") is not None]
+            for bb in sorted({backbone_label(c) for c in pts}):
+                cs = [c for c in pts if backbone_label(c) == bb]
+                fig.add_trace(go.Scatter(
+                    x=[c[x] for c in cs], y=[c["top1_mean"] for c in cs], mode="markers", name=bb, legendgroup=bb,
+                    showlegend=bb not in seen, hovertext=[_hover(c) for c in cs], hoverinfo="text",
+                    marker=dict(color=colors[bb], size=10, symbol=[SYMBOLS.get(c["precision"], "x") for c in cs],
+                                line=dict(width=[2 if c.get("pareto") and x == "latency_ms_p50" else 0 for c in cs],
+                                          color="black"))), row=1, col=col)
+                seen.add(bb)
+            front = pareto_rows(pts, "top1_mean", x)
+            fig.add_trace(go.Scatter(x=[c[x] for c in front], y=[c["top1_mean"] for c in front], mode="lines",
+                                     line=dict(color="black", width=1, shape="hv"), name="Pareto front",
+                                     legendgroup="pareto", showlegend="pareto" not in seen, hoverinfo="skip"),
+                          row=1, col=col)
+            seen.add("pareto")
+        xs = [c[x] for t in tables if t["device_fingerprint"] == fp for c in t["configs"] if c.get(x)]
+        ticks = _ticks_125(min(xs), max(xs)) if log_x and xs else None
+        fig.update_xaxes(title_text=xtitle, type="log" if log_x else "linear", tickvals=ticks,
+                         ticktext=[f"{v:g}" for v in ticks] if ticks else None, row=1, col=col)
+    _precision_legend(fig, {c["precision"] for t in tables for c in t["configs"]})
+    fig.update_yaxes(title_text="top-1 (%)", row=1, col=1)
+    fig.update_layout(title=title, height=460, template="plotly_white", margin=dict(t=70, l=60, r=20, b=50))
+    return fig
+
+
+def _ticks_125(lo: float, hi: float) -> list[float]:
+    """1-2-5 tick values covering [lo, hi] (log axes with readable labels)."""
+    e = math.floor(math.log10(lo))
+    vals = [m * 10.0 ** k for k in range(e - 1, math.ceil(math.log10(hi)) + 1) for m in (1, 2, 5)]
+    return [float(f"{v:.3g}") for v in vals if lo / 1.5 <= v <= hi * 1.5]
+
+
+def _precision_legend(fig: go.Figure, precisions) -> None:
+    """Legend entries explaining the marker symbols (one per precision)."""
+    for p in sorted(precisions):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=p, legendgroup="precision",
+                                 legendgrouptitle_text="precision" if p == min(precisions) else None,
+                                 marker=dict(color="#888", size=10, symbol=SYMBOLS.get(p, "x")), hoverinfo="skip"))
+
+
+def _throughput(rows: list[dict]) -> go.Figure:
+    devs = devices(ok_rows(rows))
+    series: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for g in aggregate(rows):
+        if g.get("throughput_ips") and g.get("batch_size"):
+            series[(g["device_fingerprint"], backbone_label(g), g["runtime"], g["precision"])][g["batch_size"]].append(
+                g["throughput_ips"])
+    colors = _colors(k[1] for k in series)
+    dashes = dict(zip(sorted({k[2] for k in series}), ["solid", "dash", "dot", "dashdot", "longdash"] * 3))
+    fig = make_subplots(rows=1, cols=len(devs), shared_yaxes=True, subplot_titles=list(devs.values()),
+                        horizontal_spacing=0.04)
+    for col, fp in enumerate(devs, 1):
+        for (f, bb, rt, pr), by_bs in sorted(series.items(), key=lambda kv: tuple(map(str, kv[0]))):
+            if f == fp:
+                bs = sorted(by_bs)
+                fig.add_trace(go.Scatter(
+                    x=bs, y=[statistics.fmean(by_bs[b]) for b in bs], mode="lines+markers", name=f"{bb} {rt} {pr}",
+                    legendgroup=f"{bb} {rt} {pr}", showlegend=col == 1,
+                    line=dict(color=colors[bb], dash=dashes[rt]), marker=dict(symbol=SYMBOLS.get(pr, "x"), size=8),
+                    hovertemplate=f"{bb} {rt} {pr}<br>batch %{{x}}: %{{y:.1f}} img/s<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(title_text="batch size", type="log", tickvals=sorted({b for s_ in series.values() for b in s_}),
+                         row=1, col=col)
+    ys = [v for by_bs in series.values() for vs in by_bs.values() for v in vs]
+    ticks = _ticks_125(min(ys), max(ys)) if ys else None
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{v:g}" for v in ticks] if ticks else None)
+    fig.update_yaxes(title_text="throughput (img/s)", row=1, col=1)
+    fig.update_layout(title="Throughput vs batch size", height=460, template="plotly_white",
+                      legend=dict(font=dict(size=10)), margin=dict(t=70, l=60, r=20, b=50))
+    return fig
+
+
+def _fractions(rows: list[dict]) -> go.Figure | None:
+    ok = [r for r in ok_rows(rows) if r.get("top1") is not None and r.get("fraction") is not None]
+    if len({r["fraction"] for r in ok}) < 2:
+        return None
+    ref = [r for r in ok if r.get("runtime") == "torch" and r.get("precision") == "fp32"] or ok
+    small = min(r.get("batch_size") or 0 for r in ref)
+    acc: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in ref:
+        if (r.get("batch_size") or 0) == small:
+            acc[(r["dataset"], backbone_label(r))][r["fraction"]].append(r["top1"])
+    colors = _colors(k[1] for k in acc)
+    dsets = sorted({k[0] for k in acc})
+    fig = make_subplots(rows=1, cols=len(dsets), subplot_titles=dsets, horizontal_spacing=0.06)
+    for col, ds in enumerate(dsets, 1):
+        for (d, bb), by_f in sorted(acc.items()):
+            if d == ds:
+                fr = sorted(by_f)
+                fig.add_trace(go.Scatter(
+                    x=fr, y=[statistics.fmean(by_f[f]) for f in fr], mode="lines+markers", name=bb, legendgroup=bb,
+                    showlegend=col == 1, line=dict(color=colors[bb]),
+                    error_y=dict(array=[statistics.stdev(by_f[f]) if len(by_f[f]) > 1 else 0 for f in fr])),
+                    row=1, col=col)
+        fig.update_xaxes(title_text="fraction of training data", row=1, col=col)
+    fig.update_yaxes(title_text="top-1 (%)", row=1, col=1)
+    fig.update_layout(title="Top-1 vs data fraction (torch fp32, mean ± std over seeds)", height=420,
+                      template="plotly_white", margin=dict(t=70, l=60, r=20, b=50))
+    return fig
+
+
+def _cell(v, text: str | None = None, cls: str = "") -> str:
+    dv = "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+    shown = text if text is not None else ("–" if v is None else (num(v) if isinstance(v, float) else str(v)))
+    return f'<td{f" class={cls}" if cls else ""} data-v="{html.escape(dv)}">{html.escape(shown)}</td>'
+
+
+def _table(rows: list[dict], noisy_cv: float) -> str:
+    head = [("device", "t"), ("dataset", "t"), ("fraction", ""), ("backbone", "t"), ("runtime", "t"),
+            ("precision", "t"), ("top-1 %", ""), ("± std", ""), ("Δ pt", ""), ("p50 ms", ""), ("p99 ms", ""),
+            ("img/s", ""), ("size MB", ""), ("mem MB", ""), ("★", ""), ("flags", "t")]
+    body = []
+    for t in ranked(rows):
+        for c in t["configs"]:
+            mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
+            fl = "; ".join(flags(c, noisy_cv))
+            body.append("<tr>" + "".join([
+                _cell(c.get("device"), cls="t"), _cell(c["dataset"], cls="t"), _cell(c["fraction"]),
+                _cell(backbone_label(c), cls="t"), _cell(c["runtime"], cls="t"), _cell(c["precision"], cls="t"),
+                _cell(c.get("top1_mean"), None if c.get("top1_mean") is None else f"{c['top1_mean']:.2f}"),
+                _cell(c.get("top1_std"), None if c.get("top1_std") is None else f"{c['top1_std']:.2f}"),
+                _cell(c.get("top1_delta"), None if c.get("top1_delta") is None else f"{c['top1_delta']:+.2f}"),
+                _cell(c.get("latency_ms_p50")), _cell(c.get("latency_ms_p99")), _cell(c.get("throughput_ips")),
+                _cell(c.get("size_mb")), _cell(mem), _cell(int(c["pareto"]), "★" if c["pareto"] else "", "star"),
+                _cell(fl, cls="t flag")]) + "</tr>")
+    ths = "".join(f'<th class="{cls}">{html.escape(h)}</th>' for h, cls in head)
+    return (f'<div class="wrap"><table class="sortable"><thead><tr>{ths}</tr></thead><tbody>{"".join(body)}'
+            f"</tbody></table></div>")
+
+
+def _bad_rows(rows: list[dict]) -> str:
+    grouped: dict[tuple, int] = defaultdict(int)
+    for r in rows:
+        if r.get("status") != "ok":
+            grouped[(r.get("device") or "?", r.get("status"), r.get("runtime"), r.get("precision"),
+                     r.get("status_reason") or "–")] += 1
+    return "<ul>" + "".join(f"<li><b>{html.escape(str(st))}</b> {html.escape(f'{rt} {pr} on {dev}')} "
+                            f"({n} rows): {html.escape(str(reason))}</li>"
+                            for (dev, st, rt, pr, reason), n in sorted(grouped.items(), key=lambda kv: str(kv[0]))) \
+        + "</ul>" if grouped else "<p>None.</p>"
+
+
+def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> str:
+    """The whole self-contained report page."""
+    noisy_cv = noisy_cv if noisy_cv is not None else (cfg.bench.latency.noisy_cv if cfg is not None else 0.15)
+    name = cfg.name if cfg is not None else next((r["config_name"] for r in rows if r.get("config_name")), "results")
+    devs = devices(rows)
+    counts = {s: sum(r.get("status") == s for r in rows) for s in ("ok", "skipped", "failed")}
+    meta = (f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} &middot; {len(rows)} rows ({counts['ok']} ok, "
+            f"{counts['skipped']} skipped, {counts['failed']} failed) &middot; devices: "
+            + "; ".join(html.escape(device_title(fp, n).replace("`", "")) for fp, n in devs.items()))
+    body = [f"<h1>deploybench report: {html.escape(name)}</h1>", f'<p class="meta">{meta}</p>']
+    if ok_rows(rows):
+        figs = [_scatter_by_device(rows, "latency_ms_p50", "Accuracy vs single-stream p50 latency (Pareto front per "
+                                   "device; outlined = on the front)", "p50 latency, batch 1 (ms, log)", True),
+                _scatter_by_device(rows, "size_mb", "Accuracy vs artifact size", "size (MB)", False),
+                _throughput(rows), _fractions(rows)]
+        divs = [f.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}",
+                          config={"displaylogo": False, "responsive": True}) for i, f in enumerate(figs) if f]
+        body += ["<h2>Best choices</h2><p class=meta>Single-stream (batch 1), largest data fraction, top-1 mean "
+                 "over seeds.</p>"] + [
+            f"<h3>{html.escape(name)}</h3><ul>" + "".join(
+                f"<li>{html.escape(what)}: <b>{html.escape(pick_text(c))}</b></li>" for what, c in picks) + "</ul>"
+            for _, name, picks in choices(rows, cfg)]
+        body += ["<h2>Plots</h2>"] + [f'<div class="card">{d}</div>' for d in divs]
+        flagged = [(t, c, flags(c, noisy_cv)) for t in ranked(rows) for c in t["configs"] if flags(c, noisy_cv)]
+        items = [f"{c['backbone']} {c['runtime']} {c['precision']} on {t['device']} ({t['dataset']}, "
+                 f"f{t['fraction']:g}): " + "; ".join(fl) for t, c, fl in flagged]
+        body += ["<h2>Flags</h2>", "<ul>" + "".join(f'<li class="flag">{html.escape(x)}</li>' for x in items)
+                 + "</ul>" if items else "<p>Nothing flagged.</p>"]
+        body += ["<h2>All configurations</h2><p class=meta>Click a header to sort. Top-1 mean over seeds; "
+                 "p50/p99 at batch 1; img/s at the largest batch; ★ = Pareto-optimal on its device.</p>",
+                 _table(rows, noisy_cv)]
+    else:
+        body.append("<p>There are no results yet: run <code>deploybench bench</code> first.</p>")
+    body += ["<h2>Skipped and failed</h2>", _bad_rows(rows)]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>deploybench report: {html.escape(name)}</title>{ERROR_HOOK}<style>{CSS}</style>"
+            f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>\n" + "\n".join(body)
+            + f"\n{SORT_JS}\n</body></html>\n")

@@ -1,0 +1,204 @@
+"""reports/report.md: rankings per device, flags, skipped/failed rows, precision deltas, tiers, constraint picks."""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Optional
+
+from .aggregate import backbone_label, configs, devices, flags, ok_rows, ranked, seed_mean_rows, tiers
+from .select import num, select
+
+
+def _f(v, nd: int = 2, sign: bool = False) -> str:
+    if v is None:
+        return "–"
+    return f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
+
+
+def _g(v) -> str:
+    return "–" if v is None else num(v)
+
+
+def table(head: list[str], body: list[list]) -> str:
+    esc = lambda x: str(x).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in body])
+
+
+def top1_text(c: dict) -> str:
+    if c.get("top1_mean") is None:
+        return "–"
+    return f"{c['top1_mean']:.2f}" + (f" ± {c['top1_std']:.2f}" if c.get("top1_std") is not None else "")
+
+
+def device_title(fp: Optional[str], name: str) -> str:
+    return f"{name} (`{str(fp)[:16]}`)"
+
+
+def constraint_sets(cfg) -> list[tuple[str, dict]]:
+    """The config's named constraints."""
+    if cfg is None:
+        return []
+    keys = ("max_latency_ms", "max_p99_ms", "max_size_mb", "max_mem_mb", "min_top1")
+    return [(c.name, {k: getattr(c, k) for k in keys}) for c in cfg.report.constraints]
+
+
+def _ranking(t: dict, noisy_cv: float) -> str:
+    body = []
+    for i, c in enumerate(t["configs"], 1):
+        tp = f"{num(c['throughput_ips'])} (bs {c['throughput_batch']})" if c.get("throughput_ips") else "–"
+        mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
+        body.append([i, c["backbone"], {True: "yes", False: "no"}.get(c.get("pretrained"), "?"), c["runtime"],
+                     c.get("format") or "–", c["precision"], top1_text(c), _f(c.get("top1_delta"), sign=True),
+                     _g(c.get("latency_ms_p50")), _g(c.get("latency_ms_p99")), tp, _f(c.get("size_mb")), _g(mem),
+                     "★" if c.get("pareto") else "", "; ".join(flags(c, noisy_cv))])
+    head = ["#", "backbone", "pretrained", "runtime", "format", "precision", "top-1 %", "Δ pt", "p50 ms", "p99 ms",
+            "img/s", "size MB", "peak mem MB", "Pareto", "flags"]
+    seeds = max(len(c["seeds"]) for c in t["configs"])
+    batch = {c["latency_batch"] for c in t["configs"]}
+    note = (f"*{t['dataset']}, fraction {t['fraction']:g}; top-1 mean ± std over {seeds} seed(s); latency at batch "
+            f"{', '.join(map(str, sorted(batch)))}; ★ = Pareto-optimal (top-1 vs p50) on this device.*")
+    return f"### Ranking: {t['dataset']} (fraction {t['fraction']:g})\n\n{note}\n\n{table(head, body)}"
+
+
+def _device_section(fp, name: str, rows: list[dict], noisy_cv: float) -> str:
+    mine = [r for r in rows if r.get("device_fingerprint") == fp]
+    parts = [f"## Device: {device_title(fp, name)}"]
+    tables = ranked(mine)
+    parts += [_ranking(t, noisy_cv) for t in tables]
+    flagged = [(t, c, flags(c, noisy_cv)) for t in tables for c in t["configs"] if flags(c, noisy_cv)]
+    parts.append("### Flagged\n\n" + ("\n".join(
+        f"- {c['backbone']} {c['runtime']} {c['precision']} ({t['dataset']}, f{t['fraction']:g}): {'; '.join(fl)}"
+        for t, c, fl in flagged) or "Nothing flagged."))
+    bad = [r for r in mine if r.get("status") != "ok"]
+    by_reason: dict[tuple, list[dict]] = defaultdict(list)
+    for r in bad:
+        by_reason[(r.get("status"), r.get("runtime"), r.get("precision"), r.get("status_reason"))].append(r)
+    body = [[st, rt, pr, len(rs), ", ".join(sorted({r.get("backbone") or "?" for r in rs})),
+             ", ".join(sorted({str(r.get("batch_size")) for r in rs})), reason or "–"]
+            for (st, rt, pr, reason), rs in sorted(by_reason.items(), key=lambda kv: tuple(map(str, kv[0])))]
+    parts.append("### Skipped and failed\n\n" + (
+        table(["status", "runtime", "precision", "rows", "backbones", "batch", "reason"], body) if body else "None."))
+    return "\n\n".join(parts)
+
+
+def _precision_deltas(rows: list[dict]) -> str:
+    deltas: dict[tuple, list[float]] = defaultdict(list)
+    ok = ok_rows(rows)
+    smallest = min((r["batch_size"] for r in ok if r.get("batch_size") is not None), default=None)
+    for r in ok:   # one batch size only, so a config's accuracy is counted once per run and device
+        if r.get("top1_delta_vs_torch_fp32") is not None and r.get("batch_size") == smallest:
+            deltas[(r.get("runtime"), r.get("precision"))].append(r["top1_delta_vs_torch_fp32"])
+    body = [[rt, pr, len(v), _f(statistics.fmean(v), sign=True), _f(min(v), sign=True), _f(max(v), sign=True)]
+            for (rt, pr), v in sorted(deltas.items(), key=lambda kv: tuple(map(str, kv[0])))]
+    return ("## Accuracy delta per precision\n\n*top-1 points vs torch fp32 of the same run, over all rows "
+            "(devices, seeds) at the smallest batch.*\n\n" + (table(["runtime", "precision", "rows", "mean Δ pt", "worst Δ pt",
+                                                        "best Δ pt"], body) if body else "No deltas measured."))
+
+
+def _tiers(rows: list[dict]) -> str:
+    t = tiers(rows)
+    body = [[dom, x["tier"] or "–", x["backbone"], _f(x["top1"]), x["datasets"]] for dom, xs in t.items() for x in xs]
+    return ("## Best / Better / Good\n\n*Backbones ranked by mean top-1 (torch fp32, largest data fraction, mean "
+            "over seeds then datasets): rank 1 = Best, 2 = Better, 3 = Good.*\n\n"
+            + (table(["domain", "tier", "backbone", "top-1 %", "datasets"], body) if body else "No accuracy yet."))
+
+
+def _fractions(rows: list[dict]) -> Optional[str]:
+    ok = [r for r in ok_rows(rows) if r.get("top1") is not None]
+    fracs = sorted({r["fraction"] for r in ok if r.get("fraction") is not None})
+    if len(fracs) < 2:
+        return None
+    ref = [r for r in ok if r.get("runtime") == "torch" and r.get("precision") == "fp32"] or ok
+    acc: dict[tuple, list[float]] = defaultdict(list)
+    for r in ref:
+        acc[(r["dataset"], backbone_label(r), r["fraction"])].append(r["top1"])
+    keys = sorted({(ds, bb) for ds, bb, _ in acc})
+    body = [[ds, bb] + [_f(statistics.fmean(acc[(ds, bb, f)])) if acc.get((ds, bb, f)) else "–" for f in fracs]
+            for ds, bb in keys]
+    return ("## Top-1 vs data fraction\n\n*torch fp32 top-1 %, mean over seeds.*\n\n"
+            + table(["dataset", "backbone"] + [f"f={f:g}" for f in fracs], body))
+
+
+def choices(rows: list[dict], cfg=None) -> list[tuple[str, str, list[tuple[str, Optional[dict]]]]]:
+    """Per device: [(device fingerprint, device name, [(what, pick or None), ...])] — most accurate, fastest,
+    most accurate under the device's median p50, and each named constraint of `cfg`, per dataset. Picks are
+    single-stream (batch 1) configurations on the largest fraction of their dataset, top-1 averaged over seeds."""
+    fmax: dict[str, float] = {}
+    for r in ok_rows(rows):
+        if r.get("fraction") is not None:
+            fmax[r["dataset"]] = max(fmax.get(r["dataset"], 0.0), r["fraction"])
+    means = [r for r in seed_mean_rows(rows) if r.get("fraction") == fmax.get(r["dataset"])]
+    out = []
+    for fp, name in devices(rows).items():
+        mine = [r for r in means if r.get("device_fingerprint") == fp and r.get("batch_size") == 1]
+        p50s = [r["latency_ms_p50"] for r in mine if r.get("latency_ms_p50") is not None]
+        picks: list[tuple[str, Optional[dict]]] = []
+        for ds in sorted({r["dataset"] for r in mine}):
+            rs = [r for r in mine if r["dataset"] == ds]
+            picks.append((f"{ds}: most accurate", select(rs).best))
+            picks.append((f"{ds}: fastest", min((r for r in rs if r.get("latency_ms_p50") is not None),
+                                                key=lambda r: (r["latency_ms_p50"], -(r.get("top1") or 0)),
+                                                default=None)))
+            if p50s:
+                med = statistics.median(p50s)
+                picks.append((f"{ds}: most accurate under the median p50 ({num(med)} ms)",
+                               select(rs, max_latency_ms=med).best))
+            for cname, cons in constraint_sets(cfg):
+                active = ", ".join(f"{k} {num(v)}" for k, v in cons.items() if v is not None)
+                picks.append((f"{ds}: {cname} ({active})", select(rs, **cons).best))
+        if picks:
+            out.append((fp, name, picks))
+    return out
+
+
+def pick_text(c: Optional[dict]) -> str:
+    if c is None:
+        return "nothing fits"
+    return (f"{backbone_label(c)} {c['runtime']} {c['precision']} — top-1 {_f(c.get('top1'))} %, "
+            f"p50 {_g(c.get('latency_ms_p50'))} ms, {_f(c.get('size_mb'))} MB")
+
+
+def _choices(rows: list[dict], cfg) -> str:
+    lines = ["## Best choice under constraints", "",
+             "*Single-stream (batch 1) configurations on the largest data fraction, top-1 averaged over seeds; "
+             "best = highest top-1, then lowest p50.*", ""]
+    for fp, name, picks in choices(rows, cfg):
+        lines += [f"### {device_title(fp, name)}", ""] + [f"- {what}: {pick_text(c)}" for what, c in picks] + [""]
+    return "\n".join(lines).rstrip()
+
+
+def _side_by_side(rows: list[dict], devs: dict) -> Optional[str]:
+    if len(devs) < 2:
+        return None
+    cells: dict[tuple, dict] = {}
+    for c in configs(rows):
+        cells.setdefault((c["dataset"], c["fraction"], backbone_label(c), c["runtime"], c["precision"]), {})[
+            c["device_fingerprint"]] = c
+    head = ["dataset", "fraction", "backbone", "runtime", "precision"] + [f"{n} p50 ms / top-1" for n in devs.values()]
+    body = [[*map(lambda x: f"{x:g}" if isinstance(x, float) else x, k)] +
+            [f"{_g(v[fp].get('latency_ms_p50'))} / {_f(v[fp].get('top1_mean'))}" if fp in v else "–" for fp in devs]
+            for k, v in sorted(cells.items(), key=lambda kv: tuple(map(str, kv[0])))]
+    return "## Devices side by side\n\n" + table(head, body)
+
+
+def render_markdown(rows: list[dict], cfg=None, noisy_cv: Optional[float] = None) -> str:
+    """The whole report as Markdown text."""
+    noisy_cv = noisy_cv if noisy_cv is not None else (cfg.bench.latency.noisy_cv if cfg is not None else 0.15)
+    name = cfg.name if cfg is not None else next((r["config_name"] for r in rows if r.get("config_name")), "results")
+    devs = devices(rows)
+    counts = {s: sum(r.get("status") == s for r in rows) for s in ("ok", "skipped", "failed")}
+    head = [f"# deploybench report: {name}", "",
+            f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from {len(rows)} rows "
+            f"({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed).", ""]
+    if not rows:
+        return "\n".join(head + ["There are no results yet: run `deploybench bench` first.", ""])
+    head += ["Devices: " + "; ".join(device_title(fp, n) for fp, n in devs.items()), "",
+             "Top-1 is % on the test split through the artifact itself; Δ is top-1 points vs torch fp32 of the same "
+             "run; p50/p99 are single-stream (batch 1) latencies; img/s is throughput at the largest batch measured."
+             + (" Each device is ranked on its own." if len(devs) > 1 else "")]
+    sections = [_device_section(fp, n, rows, noisy_cv) for fp, n in devs.items()]
+    sections += [_precision_deltas(rows), _tiers(rows), _fractions(rows), _choices(rows, cfg),
+                 _side_by_side(rows, devs)]
+    return "\n".join(head) + "\n\n" + "\n\n".join(s for s in sections if s) + "\n"

@@ -1,0 +1,132 @@
+"""Bench stage on a real fine-tuned + exported run: rows, skipped GPU runtimes, failures, resume, BYO ONNX."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+
+from deploybench.bench import bench_model, bench_run
+from deploybench.bench.device import device_info, device_name, fingerprint, versions
+from deploybench.bench.memory import device_mem_mb, peak_host_mem_mb
+from deploybench.records import COLUMNS
+from deploybench.store import KEY
+
+RUNTIMES = ["torch", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt"]
+
+
+def _key(r: dict) -> tuple:
+    return tuple(r[k] for k in KEY)
+
+
+@pytest.fixture(scope="module")
+def bench_rows(exported_run):
+    cfg, run = exported_run
+    return bench_run(run, cfg.root, cfg.bench, runtimes=RUNTIMES, batch_sizes=[1, 8], config_name=cfg.name)
+
+
+def test_device_and_versions():
+    info = device_info()
+    assert info["cores"] >= 1 and info["cpu"]
+    assert device_name("cpu-1t") == "cpu-1t"
+    assert fingerprint("cpu-1t") != fingerprint("other") and len(fingerprint()) == 12
+    assert json.loads(versions())["deploybench"]
+    assert peak_host_mem_mb() > 10
+    if "gpu" not in info:
+        assert device_mem_mb() is None
+
+
+def test_rows_complete_and_sensible(bench_rows, exported_run):
+    cfg, run = exported_run
+    ok = [r for r in bench_rows if r["status"] == "ok"]
+    assert {(r["runtime"], r["artifact"]) for r in ok} >= {("torch", "best.pt"), ("onnxruntime-cpu", "model.fp32.onnx")}
+    for r in bench_rows:
+        assert list(r) == COLUMNS
+        assert r["run_id"] == run.run_id and r["device_fingerprint"] == fingerprint() and r["threads"] == 1
+        assert r["config_name"] == "tiny" and json.loads(r["versions"])["onnxruntime"]
+    for r in ok:
+        assert r["top1"] > 10 and r["top5"] >= r["top1"]
+        assert 0 < r["latency_ms_min"] <= r["latency_ms_p50"] <= r["latency_ms_p99"] <= r["latency_ms_max"]
+        assert r["latency_ms_p50_ci_low"] <= r["latency_ms_p50"] <= r["latency_ms_p50_ci_high"]
+        assert r["throughput_ips"] > 0 and r["peak_host_mem_mb"] > 0 and r["size_mb"] > 0
+        assert r["latency_count"] >= cfg.bench.latency.min_iters or r["latency_count"] >= 5
+        assert r["scenario"] == ("single-stream" if r["batch_size"] == 1 else "offline")
+        assert r["params_m"] > 0 and r["gmacs"] > 0 and r["created_at"].endswith("+00:00")
+        assert r["top1_delta_vs_torch_fp32"] is not None
+        assert r["accuracy_flag"] == ("drop>1pt" if r["top1_delta_vs_torch_fp32"] < -1 else None)
+        assert r["efficiency"] is None or 0 < r["efficiency"] < 5
+        if r["runtime"] == "torch":
+            assert r["top1_delta_vs_torch_fp32"] == 0 and r["parity_max_rel_err"] is None
+        else:
+            assert r["parity_max_rel_err"] is not None
+    fp32 = [r for r in ok if r["artifact"] == "model.fp32.onnx"]
+    assert len({r["top1"] for r in fp32}) == 1                  # accuracy computed once per pair, reused
+
+
+def test_gpu_runtimes_skipped_with_reason(bench_rows):
+    from deploybench.runtimes import get_runner
+
+    for rt in ("onnxruntime-cuda", "tensorrt"):
+        ok, reason = get_runner(rt).available()
+        rows = [r for r in bench_rows if r["runtime"] == rt]
+        assert rows, f"no rows for {rt}"
+        if ok:
+            pytest.skip(f"{rt} is available here; skipped-row behaviour needs a machine without it")
+        assert all(r["status"] == "skipped" and r["status_reason"] == reason and reason for r in rows)
+        assert all(r["latency_ms_p50"] is None and r["top1"] is None for r in rows)
+
+
+def test_resume_skips_existing(bench_rows, exported_run):
+    cfg, run = exported_run
+    existing = {_key(r) for r in bench_rows}
+    again = bench_run(run, cfg.root, cfg.bench, runtimes=RUNTIMES, batch_sizes=[1, 8], existing=existing)
+    assert again == []
+    one = {_key(r) for r in bench_rows if not (r["runtime"] == "torch" and r["batch_size"] == 1)}
+    again = bench_run(run, cfg.root, cfg.bench, runtimes=RUNTIMES, batch_sizes=[1, 8], existing=one)
+    assert [(r["runtime"], r["batch_size"], r["status"]) for r in again] == [("torch", 1, "ok")]
+    assert again[0]["top1"] > 10                                 # the resumed pair still gets its accuracy
+
+
+def _engine_copy(exported_run, tmp_path, corrupt: bool):
+    """A workdir whose export.json lists one fp32 ONNX artifact (optionally garbage bytes)."""
+    cfg, run = exported_run
+    src_ckpt, src_eng = run.ckpt_dir(cfg.root), run.engine_dir(cfg.root)
+    shutil.copytree(src_ckpt, run.ckpt_dir(tmp_path))
+    eng = run.engine_dir(tmp_path)
+    eng.mkdir(parents=True)
+    exp = json.loads((src_eng / "export.json").read_text())
+    exp["artifacts"] = [a for a in exp["artifacts"] if a["file"] == "model.fp32.onnx"]
+    (eng / "export.json").write_text(json.dumps(exp))
+    if corrupt:
+        (eng / "model.fp32.onnx").write_bytes(b"\x08\x07not an onnx model" * 100)
+    else:
+        shutil.copy(src_eng / "model.fp32.onnx", eng / "model.fp32.onnx")
+    return cfg, run
+
+
+def test_worker_crash_becomes_failed_row(exported_run, tmp_path):
+    cfg, run = _engine_copy(exported_run, tmp_path, corrupt=True)
+    rows = bench_run(run, tmp_path, cfg.bench, runtimes=["onnxruntime-cpu"], batch_sizes=[1])
+    assert len(rows) == 1 and rows[0]["status"] == "failed"
+    assert "onnx" in rows[0]["status_reason"].lower() or "protobuf" in rows[0]["status_reason"].lower()
+    assert rows[0]["latency_ms_p50"] is None and list(rows[0]) == COLUMNS
+
+
+def test_worker_timeout_becomes_failed_row(exported_run, tmp_path):
+    cfg, run = _engine_copy(exported_run, tmp_path, corrupt=False)
+    rows = bench_run(run, tmp_path, cfg.bench, runtimes=["onnxruntime-cpu"], batch_sizes=[1], timeout_s=0.3)
+    assert [r["status"] for r in rows] == ["failed"] and "timed out" in rows[0]["status_reason"]
+
+
+def test_in_process_mode_and_bring_your_own_onnx(exported_run, tmp_path):
+    cfg, run = exported_run
+    onnx_path = run.engine_dir(cfg.root) / "model.fp32.onnx"
+    size = cfg.datasets[0].image_size
+    bcfg = dataclasses.replace(cfg.bench, fresh_process=False)
+    rows = bench_model(onnx_path, input_size=(3, size, size), mean=[0.5] * 3, std=[0.5] * 3, cfg=bcfg,
+                       runtimes=["onnxruntime-cpu"], batch_sizes=[2], device="cpu-1t", root=tmp_path)
+    assert [(r["status"], r["precision"], r["batch_size"]) for r in rows] == [("ok", "fp32", 2)]
+    r = rows[0]
+    assert r["top1"] is None and r["device"] == "cpu-1t" and r["device_fingerprint"] == fingerprint("cpu-1t")
+    assert r["latency_ms_p50"] > 0 and r["image_size"] == size and list(r) == COLUMNS

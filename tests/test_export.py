@@ -1,0 +1,122 @@
+"""Export stage on a real fine-tuned run: artifacts, export.json, parity thresholds, idempotency, skips."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from deploybench.errors import DeployBenchError
+from deploybench.export import export_run
+from deploybench.export.parity import parity_stats
+from deploybench.io import read_json
+from deploybench.runtimes.tensorrt import TensorRTRunner
+
+FILES = ["model.fp32.onnx", "model.fp16.onnx", "model.int8.onnx", "model.fp32.xml", "model.fp16.xml",
+         "model.int8.xml"]
+
+
+@pytest.fixture(scope="module")
+def manifest(exported_run):
+    cfg, run = exported_run
+    data = read_json(run.engine_dir(cfg.root) / "export.json")
+    return {a["file"]: a for a in data["artifacts"]}, data
+
+
+def test_artifacts_and_schema(exported_run, manifest):
+    cfg, run = exported_run
+    arts, data = manifest
+    out = run.engine_dir(cfg.root)
+    assert data["run_id"] == run.run_id and data["meta"]["status"] == "complete"
+    for f in FILES:
+        a = arts[f]
+        assert a["status"] == "ok", a
+        assert (out / f).is_file() and a["size_mb"] > 0 and a["seconds"] > 0
+        assert set(a) >= {"file", "format", "precision", "size_mb", "status", "reason", "seconds", "parity"}
+        assert a["parity"]["images"] == cfg.export.parity_images
+    assert (out / "model.fp32.bin").is_file()
+    assert arts["model.int8.onnx"]["size_mb"] < 0.5 * arts["model.fp32.onnx"]["size_mb"]
+    assert arts["model.fp16.onnx"]["size_mb"] < 0.6 * arts["model.fp32.onnx"]["size_mb"]
+
+
+@pytest.mark.parametrize("fmt_file", [("model.{}.onnx"), ("model.{}.xml")])
+def test_parity_thresholds(manifest, fmt_file):
+    arts, _ = manifest
+    fp32, fp16, int8 = (arts[fmt_file.format(p)]["parity"] for p in ("fp32", "fp16", "int8"))
+    assert fp32["max_rel_err"] < 1e-3 and fp32["top1_agree"] == 1.0 and fp32["top1_delta"] == 0.0
+    assert fp16["max_rel_err"] < 1e-2
+    assert 0 < int8["max_rel_err"] and int8["top1_agree"] >= 0.8
+    assert fp32["median_rel_err"] <= fp32["max_rel_err"]
+
+
+def test_onnx_loads_in_both_runtimes(exported_run, manifest):
+    from deploybench.records import Artifact
+    from deploybench.runtimes import get_runner
+
+    cfg, run = exported_run
+    _, data = manifest
+    size = data["meta"]["image_size"]
+    x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
+    for prec in ("fp32", "fp16", "int8"):
+        art = Artifact(str(run.engine_dir(cfg.root) / f"model.{prec}.onnx"), "onnx", prec)
+        outs = []
+        for rt in ("onnxruntime-cpu", "openvino"):
+            with get_runner(rt)(art, data["meta"], threads=1) as r:
+                outs.append(r.infer(x))
+        assert outs[0].shape == (2, data["meta"]["num_classes"]) and np.isfinite(outs).all()
+
+
+def test_idempotent(exported_run):
+    cfg, run = exported_run
+    out = run.engine_dir(cfg.root)
+    before = {f: (out / f).stat().st_mtime_ns for f in FILES}
+    res = export_run(run, cfg.root, cfg.export, formats=["onnx", "openvino"], precisions=["fp32", "fp16", "int8"])
+    assert res.status == "skipped", res
+    assert {f: (out / f).stat().st_mtime_ns for f in FILES} == before
+
+
+def test_missing_artifact_is_rebuilt(exported_run):
+    cfg, run = exported_run
+    out = run.engine_dir(cfg.root)
+    keep = (out / "model.fp32.onnx").stat().st_mtime_ns
+    (out / "model.fp16.xml").with_suffix(".bin").unlink()
+    res = export_run(run, cfg.root, cfg.export, formats=["openvino"], precisions=["fp32", "fp16"])
+    assert res.status == "done", res
+    assert (out / "model.fp16.bin").is_file() and (out / "model.fp32.onnx").stat().st_mtime_ns == keep
+
+
+def test_tensorrt_skipped_without_gpu(exported_run):
+    ok, reason = TensorRTRunner.available()
+    if ok:
+        pytest.skip("TensorRT and CUDA are available here: tests/test_gpu.py builds real engines")
+    cfg, run = exported_run
+    res = export_run(run, cfg.root, cfg.export, formats=["tensorrt"], precisions=["fp32", "int8"])
+    assert res.status == "skipped" and reason in res.reason
+    arts = read_json(run.engine_dir(cfg.root) / "export.json")["artifacts"]
+    trt = [a for a in arts if a["format"] == "tensorrt"]
+    assert {a["precision"] for a in trt} == {"fp32", "int8"}
+    assert all(a["status"] == "skipped" and a["reason"] == reason and a["parity"] is None for a in trt)
+    assert not list(run.engine_dir(cfg.root).glob("*.engine"))
+
+
+def test_missing_checkpoint_fails(tiny_cfg, trained_run):
+    _, run = trained_run
+    other = dataclasses.replace(run, seed=run.seed + 99)
+    res = export_run(other, tiny_cfg.root, tiny_cfg.export)
+    assert res.status == "failed" and "meta.json" in res.reason and other.run_id in res.reason
+
+
+def test_unknown_precision(tiny_cfg, trained_run):
+    _, run = trained_run
+    with pytest.raises(DeployBenchError, match="export.precisions: unknown 'int4'"):
+        export_run(run, tiny_cfg.root, tiny_cfg.export, precisions=["int4"])
+
+
+def test_parity_stats_definition():
+    ref = np.array([[1.0, -4.0, 2.0], [0.5, 0.2, 0.1]])
+    out = np.array([[1.2, -4.0, 2.0], [0.1, 0.2, 0.1]])
+    s = parity_stats(out, ref, labels=np.array([1, 0]))
+    assert s["max_rel_err"] == pytest.approx(0.4 / 0.5)          # sample 2: |0.1-0.5| / max|ref| = 0.8
+    assert s["median_rel_err"] == pytest.approx((0.2 / 4 + 0.8) / 2)
+    assert s["top1_agree"] == 0.5                                 # sample 2: argmax moves 0 -> 1
+    assert s["top1_delta"] == pytest.approx(-50.0)                # torch right on sample 2, artifact wrong

@@ -1,0 +1,110 @@
+"""Runners on real exported artifacts: registry, support matrix, precision honesty, agreement between runtimes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deploybench.errors import DeployBenchError
+from deploybench.records import Artifact
+from deploybench.runtimes import RUNTIMES, get_runner, runner_supports
+
+
+def _art(cfg, run, file, fmt, prec):
+    return Artifact(str(run.engine_dir(cfg.root) / file), fmt, prec, run.run_id)
+
+
+@pytest.fixture(scope="module")
+def val_batch(exported_run):
+    from deploybench.data import load_array
+    from deploybench.io import read_json
+
+    cfg, run = exported_run
+    meta = read_json(run.engine_dir(cfg.root) / "export.json")["meta"]
+    x, _ = load_array(run.dataset, "val", limit=8, image_size=meta["image_size"], mean=meta["mean"], std=meta["std"])
+    return np.ascontiguousarray(x, dtype=np.float32), meta
+
+
+def test_registry_names_and_unknown():
+    assert set(RUNTIMES) == {"torch", "onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-trt", "openvino",
+                             "openvino-bf16", "tensorrt"}
+    with pytest.raises(DeployBenchError, match="known: torch, onnxruntime-cpu"):
+        get_runner("tensorflow-lite")
+
+
+@pytest.mark.parametrize("runtime,fmt,prec,ok", [
+    ("torch", "pytorch", "fp32", True), ("torch", "onnx", "fp32", False),
+    ("onnxruntime-cpu", "onnx", "fp16", True), ("onnxruntime-cpu", "onnx", "int8", True),
+    ("onnxruntime-cpu", "openvino", "fp32", False), ("onnxruntime-cuda", "onnx", "int8", True),
+    ("onnxruntime-trt", "onnx", "fp16", True), ("onnxruntime-trt", "tensorrt", "fp16", False),
+    ("openvino", "onnx", "int8", True), ("openvino", "openvino", "fp16", True),
+    ("openvino-bf16", "openvino", "fp32", True), ("openvino-bf16", "onnx", "int8", False),
+    ("tensorrt", "tensorrt", "int8", True), ("tensorrt", "onnx", "fp32", False),
+])
+def test_runner_supports_matrix(runtime, fmt, prec, ok):
+    got, reason = runner_supports(runtime, Artifact("x", fmt, prec))
+    assert got is ok
+    assert bool(reason) is not ok
+
+
+def test_available_gives_reason():
+    for name, cls in RUNTIMES.items():
+        ok, reason = cls.available()
+        assert isinstance(ok, bool) and (ok or reason), name
+    assert RUNTIMES["onnxruntime-cpu"].available() == (True, "")
+
+
+def test_openvino_fp32_really_f32(exported_run, val_batch):
+    cfg, run = exported_run
+    x, meta = val_batch
+    for file, fmt, prec in (("model.fp32.xml", "openvino", "fp32"), ("model.fp16.onnx", "onnx", "fp16")):
+        with get_runner("openvino")(_art(cfg, run, file, fmt, prec), meta, threads=1) as r:
+            assert r.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+            assert r.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+            assert r.precision == "fp32"      # fp16 weights are upconverted on CPU: reported as fp32
+            assert r.infer(x).shape == (len(x), meta["num_classes"])
+
+
+def test_openvino_bf16(exported_run, val_batch):
+    ok, reason = RUNTIMES["openvino-bf16"].available()
+    if not ok:
+        pytest.skip(reason)
+    cfg, run = exported_run
+    x, meta = val_batch
+    art = _art(cfg, run, "model.fp32.xml", "openvino", "fp32")
+    with get_runner("openvino-bf16")(art, meta, threads=1) as r:
+        assert r.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16"
+        assert r.precision == "bf16"
+        y = r.infer(x)
+    with get_runner("openvino")(art, meta, threads=1) as r:
+        ref = r.infer(x)
+    assert 0 < np.abs(y - ref).max() < 0.1 * np.abs(ref).max()   # bf16 really ran: close, not identical
+
+
+def test_torch_matches_ort_fp32(exported_run, val_batch):
+    cfg, run = exported_run
+    x, meta = val_batch
+    with get_runner("torch")(Artifact(str(run.ckpt_dir(cfg.root) / "best.pt"), "pytorch", "fp32"), meta,
+                             threads=1) as r:
+        ref = r.infer(x)
+        assert r.precision == "fp32"
+    with get_runner("onnxruntime-cpu")(_art(cfg, run, "model.fp32.onnx", "onnx", "fp32"), meta, threads=1) as r:
+        assert r.session.get_session_options().intra_op_num_threads == 1
+        one = r.infer(x[:1])
+        y = r.infer(x)
+    assert y.dtype == np.float32 and y.shape == ref.shape
+    assert np.abs(y - ref).max() <= 1e-4 * np.abs(ref).max() + 1e-5
+    np.testing.assert_allclose(one[0], y[0], rtol=1e-4, atol=1e-4)   # dynamic batch: 1 and 8 agree
+
+
+def test_int8_runs_quantized(exported_run, val_batch):
+    cfg, run = exported_run
+    x, meta = val_batch
+    outs = {}
+    for rt in ("onnxruntime-cpu", "openvino"):
+        with get_runner(rt)(_art(cfg, run, "model.int8.onnx", "onnx", "int8"), meta, threads=1) as r:
+            assert r.precision == "int8"
+            outs[rt] = r.infer(x)
+    with get_runner("onnxruntime-cpu")(_art(cfg, run, "model.fp32.onnx", "onnx", "fp32"), meta) as r:
+        ref = r.infer(x)
+    for y in outs.values():
+        assert 0 < np.abs(y - ref).max() < 0.5 * np.abs(ref).max()
