@@ -37,6 +37,18 @@ def test_device_and_versions():
         assert device_mem_mb() is None
 
 
+def test_child_peak_rss_does_not_inherit_parent_peak():
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    big = np.ones(300 * 2**20 // 8)                              # 300 MiB resident in this (parent) process
+    code = "from deploybench.bench.memory import peak_host_mem_mb as p; print(p())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert big.sum() > 0 and 5 < child < 200
+
+
 def test_rows_complete_and_sensible(bench_rows, exported_run):
     cfg, run = exported_run
     ok = [r for r in bench_rows if r["status"] == "ok"]

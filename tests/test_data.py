@@ -139,6 +139,10 @@ def test_imagefolder_splits_and_arrays(tmp_path):
     assert np.array_equal(img.numpy(), x[5]) and lbl == 1
     _write(tmp_path / "val", ["cat", "dog", "eel"], 2)          # an explicit val/ replaces the split
     assert len(get_dataset(ds, "val")) == 6 and len(get_dataset(ds, "train")) == 30
+    shutil.rmtree(tmp_path / "train")                            # test alone serves bring-your-own-model benches
+    assert get_dataset(ds, "test").classes == ["cat", "dog", "eel"]
+    with pytest.raises(DeployBenchError, match="missing train/ split"):
+        get_dataset(ds, "val")
 
 
 def test_imagefolder_skips_corrupt_images_with_one_warning(tmp_path, caplog):

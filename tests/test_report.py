@@ -3,6 +3,7 @@
 domains, plus skipped/failed rows), and end to end on real bench rows when the bench stage is present."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -210,16 +211,33 @@ def test_write_report_single_fraction_and_empty(tmp_path):
     assert empty["html"].exists()
 
 
+def test_write_report_tolerates_missing_metrics(tmp_path):
+    """ok rows without accuracy (bring-your-own ONNX without data) or without any measurement still report."""
+    rows = [dict.fromkeys(COLUMNS) | dict(run_id=f"byo-{fr}", backbone="model.onnx", dataset="random", fraction=fr,
+                                          runtime="onnxruntime-cpu", precision="fp32", batch_size=bs, status="ok",
+                                          latency_ms_p50=3.0 * bs if fr == 1.0 else None, throughput_ips=300.0)
+            for fr in (0.5, 1.0) for bs in (1, 4)]
+    rows.append(dict.fromkeys(COLUMNS) | dict(run_id="bad", status="failed", status_reason="boom"))
+    paths = write_report(rows, tmp_path, None)
+    md = paths["markdown"].read_text()
+    assert "| 1 | model.onnx |" in md and "boom" in md and "## Top-1 vs data fraction" not in md
+    assert "plot:top1_vs_fraction" not in paths and paths["plot:throughput_vs_batch"].exists()
+    assert [e["reasons"] for e in select(rows, max_latency_ms=1).excluded] == [
+        ["p50 not measured"], ["p50 3 ms > 1 ms"], ["failed: boom"]]
+
+
 def test_report_on_real_bench_rows(tmp_path, exported_run):
     bench = pytest.importorskip("deploybench.bench", reason="bench stage not present yet")
     cfg, run = exported_run
-    rows = bench.bench_run(run, cfg.root, cfg.bench)
+    rows = bench.bench_run(run, cfg.root, dataclasses.replace(cfg.bench, fresh_process=False))   # in-process: fast
     assert {r["status"] for r in rows} <= {"ok", "skipped", "failed"} and any(r["status"] == "ok" for r in rows)
     store = ResultStore(tmp_path / "results.db")
     store.add(rows)
     assert len(store.rows()) == len(rows)
     paths = write_report(store, tmp_path / "reports", cfg)
     md = paths["markdown"].read_text()
-    assert "★" in md and rows[0]["backbone"] in md
+    assert "★" in md and rows[0]["backbone"] in md and "| onnxruntime-cpu | onnx | int8 |" in md
+    assert "<script src=" not in paths["html"].read_text()
+    assert paths["plot:accuracy_vs_latency"].stat().st_size > 10_000
     sel = select(store.rows(), max_latency_ms=1e6)
     assert sel.candidates and all(c["batch_size"] == 1 for c in sel.candidates)

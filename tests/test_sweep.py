@@ -22,7 +22,7 @@ def sweep_cfg(workdir, **over):
     d = tiny_config_dict(workdir, backbones=TINY, seeds=[0, 1], fractions=[0.5, 1.0])
     d["datasets"][0].update(max_train=200, max_val=50, max_test=100)
     d["train"].update(epochs=1)
-    d["bench"].update(batch_sizes=[1], accuracy_images=50)
+    d["bench"].update(batch_sizes=[1], accuracy_images=50, fresh_process=False)   # bench tests cover fresh ones
     d["bench"]["latency"].update(warmup_iters=1, min_iters=5, min_duration_s=0.02, max_duration_s=0.1)
     d.update(over)
     return from_dict(d, "sweep-test.yaml")

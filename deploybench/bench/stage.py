@@ -34,6 +34,8 @@ STDERR_TAIL = 800
 
 def _size_mb(path: Path) -> Optional[float]:
     files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+    if not path.is_file():
+        return None
     try:
         return round(sum(f.stat().st_size for f in files) / 2**20, 3)
     except OSError:
@@ -196,11 +198,26 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
             np.save(tmpdir / "acc_y.npy", np.asarray(data[2], dtype=np.int64))
         ctx = _Ctx(Path(root), cfg, dev.device_name(device), dev.fingerprint(device), threads,
                    {(k[0], k[1], k[2], k[4], k[5], k[6]) for k in existing}, tmpdir, data[1] is not None, timeout)
-        for art in artifacts:
-            for rt in runtimes or cfg.runtimes:
-                if runner_supports(rt, art)[0]:
-                    rows += _bench_pair(art, rt, meta, ctx, batch_sizes, config_name)
+        for rt in runtimes or cfg.runtimes:
+            arts = [a for a in artifacts if runner_supports(rt, a)[0]]
+            for art in arts:
+                rows += _bench_pair(art, rt, meta, ctx, batch_sizes, config_name)
+            if not arts:
+                rows += _no_artifact(rt, meta, ctx, config_name)
     return _finish(rows)
+
+
+def _no_artifact(runtime: str, meta: dict, ctx: _Ctx, config_name: Optional[str]) -> list[dict]:
+    """One skipped row (artifact None) for a requested runtime that has nothing to run, saying why."""
+    from ..runtimes import get_runner
+
+    cls = get_runner(runtime)
+    ok, reason = cls.available()
+    row = _base_row(meta, ctx, Artifact("", "", None), runtime, None, config_name)
+    row.update(artifact=None, format=None, size_mb=None, status="skipped",
+               status_reason=reason if not ok else f"no {'/'.join(cls.formats)} artifact for this run "
+               f"(export it first: deploybench export --format {cls.formats[0]})")
+    return [] if _key_no_prec(row) in ctx.existing else [row]
 
 
 def _artifacts(run_id: str, root: Path) -> list[Artifact]:

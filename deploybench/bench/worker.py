@@ -6,7 +6,7 @@ SPEC: {"artifact": {path, format, precision, run_id}, "meta": {...}, "runtime", 
 "latency": LatencyConfig fields, "inputs": images.npy (real test images, tiled up to batch_size),
 "accuracy": {"x": X.npy, "y": y.npy} or null, "options": runner options}.
 
-Order inside the process: open the runner once -> warm-up + timed phase -> record peak RSS (ru_maxrss) and
+Order inside the process: open the runner once -> warm-up + timed phase -> record peak RSS (VmHWM, see memory.py) and
 device memory -> accuracy pass through the same runner (when asked). Memory is read before the accuracy pass
 so the test split (memory-mapped) does not count toward the deployment footprint; accuracy uses the
 row's batch size. OUT.json (written atomically): {"status": "ok", "precision", "latency", "top1", "top5",

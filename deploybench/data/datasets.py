@@ -3,7 +3,8 @@
 - val: the dataset's val split if it has one (imagefolder val/), else a stratified `val_fraction` split of
   train with the fixed seed 0, so val is identical across run seeds;
 - caps: `max_train` / `max_val` / `max_test` are stratified caps (fixed seed) applied after the val split;
-- `fraction` in (0, 1]: a stratified, nested subset of the capped train split (fixed seed, >= 1 per class).
+- `fraction` in (0, 1]: a stratified, nested subset of the capped train split (fixed seed, >= 1 per class);
+  it applies to train only (val and test stay whole, so runs at different fractions are comparable).
 See splits.py for the selection rule.
 """
 from __future__ import annotations
@@ -79,22 +80,29 @@ class FileDataset(_Base):
         return FileDataset([self.paths[j] for j in idx], self.targets[idx], self.classes, self.transform)
 
 
-def _sources(ds: DatasetConfig) -> dict[str, Optional[_Base]]:
-    """The whole train / val (None if absent) / test splits as the dataset ships them."""
+def _sources(ds: DatasetConfig, split: str) -> dict[str, Optional[_Base]]:
+    """The whole train / val (None if absent) / test splits as the dataset ships them.
+
+    An imagefolder asked only for its test split needs no train/ (bring-your-own-model benchmarks)."""
     if ds.kind == "fashion-mnist":
         out = {s: ArrayDataset(*fashion_mnist.load(ds.path, s), fashion_mnist.CLASSES) for s in ("train", "test")}
         return {**out, "val": None}
     if ds.kind != "imagefolder":
         raise DeployBenchError(f"datasets '{ds.name}': kind {ds.kind!r} is not fashion-mnist or imagefolder")
-    train_dir = imagefolder.split_dir(ds.path, "train", required=True)
-    classes, paths, targets = imagefolder.scan(train_dir)
-    out = {"train": FileDataset(paths, targets, classes), "val": None}
-    for split, required in (("test", True), ("val", False)):
-        d = imagefolder.split_dir(ds.path, split, required=required)
+    train_dir = imagefolder.split_dir(ds.path, "train", required=split != "test")
+    out = {"train": None, "val": None}
+    classes = None
+    if train_dir is not None:
+        classes, paths, targets = imagefolder.scan(train_dir)
+        out["train"] = FileDataset(paths, targets, classes)
+    for name, required in (("test", True), ("val", False)):
+        d = imagefolder.split_dir(ds.path, name, required=required)
         if d is not None:
             other, paths, targets = imagefolder.scan(d)
+            if classes is None:
+                classes = other
             imagefolder.check_same_classes(classes, other, d)
-            out[split] = FileDataset(paths, targets, classes)
+            out[name] = FileDataset(paths, targets, classes)
     return out
 
 
@@ -115,7 +123,9 @@ def get_dataset(ds: DatasetConfig, split: str, *, fraction: float = 1.0,
     """
     if split not in SPLITS:
         raise DeployBenchError(f"split {split!r} is not one of {', '.join(SPLITS)}")
-    src = _sources(ds)
+    if not 0 < fraction <= 1:
+        raise DeployBenchError(f"datasets '{ds.name}': fraction {fraction} must be in (0, 1]")
+    src = _sources(ds, split)
     if split == "test":
         out = _cap(src["test"], ds.max_test, "max_test", ds)
     else:

@@ -85,8 +85,6 @@ class _Export:
                 x, y, ref = self.val()
                 art = Artifact(str(self.out / file), fmt, prec, self.run.run_id)
                 entry["parity"] = artifact_parity(art, self.meta, x, ref, y, batch_size=min(16, self.max_batch))
-            except DeployBenchError:
-                raise
             except Exception as e:   # one artifact failing must not stop the others; the reason is recorded
                 msg = (str(e).strip().splitlines() or [""])[0][:500]
                 entry.update(status="failed", reason=f"{type(e).__name__}: {msg}")
@@ -142,6 +140,23 @@ class _Export:
             in_chans=self.meta.get("in_chans", 3)), reason)
 
 
+def _planned(formats: list[str], precisions: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(artifact files a request produces, {TensorRT placeholder file: why it is skipped} without TensorRT)."""
+    files = [f"model.{p}.onnx" for p in precisions]
+    if "openvino" in formats:
+        files += [f"model.{p}.xml" for p in precisions]
+    skipped = {}
+    if "tensorrt" in formats:
+        from .tensorrt import gpu_slug, tensorrt_unavailable
+
+        reason = tensorrt_unavailable()
+        if reason:
+            skipped = {f"model.{p}.engine": reason for p in precisions}
+        else:
+            files += [f"model.{p}.{gpu_slug()}.engine" for p in precisions]
+    return files, skipped
+
+
 def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[list[str]] = None,
                precisions: Optional[list[str]] = None, max_batch: int = 32) -> StageResult:
     """Export one fine-tuned run; ONNX of each precision is always written (it is the source of the others).
@@ -156,6 +171,12 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
         bad = [v for v in value if v not in known]
         if bad:
             raise DeployBenchError(f"{key}: unknown {bad[0]!r} (known: {', '.join(known)})")
+    done = read_json(run.engine_dir(root) / "export.json") or {}
+    entries = {a.get("file"): a for a in done.get("artifacts", []) if isinstance(a, dict)}
+    files, skipped = _planned(formats, precisions)
+    if all(_is_done(run.engine_dir(root), entries.get(f)) for f in files) and set(skipped) <= set(entries):
+        reason = "; ".join(f"{f}: {r}" for f, r in sorted(skipped.items()))
+        return StageResult(run.run_id, "export", "skipped", reason, time.perf_counter() - t0)
     try:
         model, meta = load_checkpoint(run.ckpt_dir(root))
     except DeployBenchError as e:

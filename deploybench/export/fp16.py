@@ -1,6 +1,7 @@
 """fp32 ONNX -> fp16 ONNX (onnxconverter-common) with fp32 I/O and numerically fragile ops kept in fp32."""
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def to_fp16(src: Path, dst: Path) -> None:
     model = onnx.load(str(src))
     block = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(KEEP_FP32))
     _unshare(model, set(block))
-    half = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
+    with warnings.catch_warnings():   # one warning per tiny weight clamped to the fp16 range
+        warnings.simplefilter("ignore", UserWarning)
+        half = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
     onnx.checker.check_model(half)
     with atomic_path(dst) as tmp:
         onnx.save(half, str(tmp))

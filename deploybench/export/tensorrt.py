@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..io import atomic_path, write_text
 from ..runtimes.tensorrt import TensorRTRunner, trt_version
-from .onnx import INPUT
 
 
 def gpu_slug() -> str:
@@ -29,6 +28,8 @@ def build_engine(onnx_path: Path, engine_path: Path, image_size: int, max_batch:
     """Parse `onnx_path`, build a strongly typed engine for batch 1..max_batch (optimized for opt_batch), write
     it to `engine_path` and the TensorRT log to `<engine>.build.log`; the timing cache is read and updated."""
     import tensorrt as trt
+
+    from .onnx import INPUT
 
     major, version = trt_version()
     if major < 10:

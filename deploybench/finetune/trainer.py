@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from ..errors import DeployBenchError
@@ -84,8 +84,12 @@ class Trainer:
             self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.tc.label_smoothing)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.val_loader = DataLoader(self.val_ds, batch_size=self.tc.batch_size, shuffle=False,
-                                     num_workers=self.tc.num_workers)
+        loader = dict(batch_size=self.tc.batch_size, num_workers=self.tc.num_workers, drop_last=False,
+                      persistent_workers=self.tc.num_workers > 0, pin_memory=self.device.type == "cuda")
+        self.order = torch.Generator()   # reseeded per epoch: the data order depends only on (seed, epoch)
+        self.train_loader = DataLoader(self.train_ds, sampler=RandomSampler(self.train_ds, generator=self.order),
+                                       generator=self.order, **loader)
+        self.val_loader = DataLoader(self.val_ds, shuffle=False, **loader)
         # counters (overwritten on resume)
         self.epoch, self.best_top1, self.best_epoch, self.since_best = 0, -1.0, 0, 0
         self.opt_name, self.history, self.finished, self.train_seconds = "adamw", [], False, 0.0
@@ -97,19 +101,14 @@ class Trainer:
             return torch.optim.AdamW(self.params, lr=self.tc.lr, weight_decay=self.tc.weight_decay)
         return torch.optim.SGD(self.params, lr=self.tc.sgd_lr, momentum=self.tc.sgd_momentum)
 
-    def _train_loader(self, epoch: int) -> DataLoader:
-        """Shuffled order that depends only on (seed, epoch): identical after a resume."""
-        g = torch.Generator().manual_seed(self.run.seed * 100_003 + epoch)
-        return DataLoader(self.train_ds, batch_size=self.tc.batch_size, shuffle=True, drop_last=False,
-                          num_workers=self.tc.num_workers, generator=g)
-
     # -- epochs -------------------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         self.model.train()
         if self.tc.mode == "linear_probe":
             freeze_batchnorm_stats(self.model)
-        loader = self._train_loader(epoch)
-        steps = len(loader) if self.tc.max_steps_per_epoch is None else min(len(loader), self.tc.max_steps_per_epoch)
+        self.order.manual_seed(self.run.seed * 100_003 + epoch)
+        loader = self.train_loader
+        steps = min(len(loader), self.tc.max_steps_per_epoch or len(loader))
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(total=steps, desc=f"{self.run.run_id} epoch {epoch}", disable=not self.progress, leave=False)
         for step, (x, y) in enumerate(loader):
@@ -179,7 +178,8 @@ class Trainer:
         self.opt_name = state["optimizer_name"]
         self.optimizer = self._make_optimizer(self.opt_name)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and self.amp:   # empty when last.pt was written without AMP (e.g. on CPU)
+            self.scaler.load_state_dict(state["scaler"])
         for k in ("epoch", "best_epoch", "since_best", "finished", "history", "train_seconds"):
             setattr(self, k, state[k])
         self.best_top1 = state["best_val_top1"]
@@ -201,6 +201,7 @@ class Trainer:
     # -- main loop ----------------------------------------------------------------------------------------
     def fit(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "meta.json").unlink(missing_ok=True)   # a stale one (bad best.pt) must not mark this complete
         if not self._resume():
             (self.dir / "metrics.jsonl").unlink(missing_ok=True)
             self._log(f"start {self.run.run_id}: {len(self.train_ds)} train / {len(self.val_ds)} val images, "
@@ -228,12 +229,21 @@ class Trainer:
                       f"{seconds:.1f}s{' *best' if improved else ''}"
                       f"{' -> sgd' if opt_name != self.opt_name else ''}")
         write_json(self.dir / "meta.json", self._meta())
-        self._log(f"complete: best val top-1 {self.best_top1:.4f} at epoch {self.best_epoch}")
+        self._log(f"complete after {self.epoch} epochs: best val top-1 {self.best_top1:.4f} at epoch "
+                  f"{self.best_epoch}")
+
+    def _gmacs(self, model: nn.Module) -> float | None:
+        """GMACs at the run's image size; None (logged) where the FLOP counter cannot trace the model."""
+        from ..backbones import count_gmacs
+
+        try:
+            return count_gmacs(model, self.run.dataset.image_size)
+        except Exception as e:
+            self._log(f"gmacs not counted: {type(e).__name__}: {e}")
+            return None
 
     def _meta(self) -> dict:
         import timm
-
-        from ..backbones import count_gmacs
 
         run, ds = self.run, self.run.dataset
         model = self.model.to("cpu").eval()
@@ -246,7 +256,7 @@ class Trainer:
             "best_epoch": self.best_epoch, "best_val_top1": self.best_top1, "epochs_run": self.epoch,
             "train_images": len(self.train_ds), "val_images": len(self.val_ds),
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "gmacs": count_gmacs(model, ds.image_size), "train_seconds": self.train_seconds,
+            "gmacs": self._gmacs(model), "train_seconds": self.train_seconds,
             "status": "complete", "dataset_config": dataclasses.asdict(ds),
             "versions": {"torch": torch.__version__, "timm": timm.__version__},
         }

@@ -88,8 +88,7 @@ def configs(rows: Iterable[dict]) -> list[dict]:
         if not _vals(small, "top1"):   # accuracy measured at another batch only
             c |= {k2: v for k2, v in _summary(g).items() if k2.startswith("top")}
         c.update(latency_batch=batches[0] if batches else None, throughput_batch=batches[-1] if batches else None,
-                 throughput_ips=_median(_vals(large, "throughput_ips")), batches=batches,
-                 noisy=any(bool(r.get("noisy")) for r in g))
+                 throughput_ips=_median(_vals(large, "throughput_ips")), batches=batches)
         out.append(c)
     return sorted(out, key=_rank_key)
 

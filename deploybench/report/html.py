@@ -49,7 +49,8 @@ table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:4px 8px;b
 text-align:right;white-space:nowrap}th{background:#f5f7fb;cursor:pointer;position:sticky;top:0;user-select:none}
 th[data-dir=asc]:after{content:' \\25B2'}th[data-dir=desc]:after{content:' \\25BC'}
 td.t,th.t{text-align:left}tr:hover td{background:#f8faff}td.star{color:#d4a017;text-align:center}
-.flag{color:#b3261e}ul{line-height:1.5}.wrap{max-height:640px;overflow:auto;border:1px solid #e3e7ef;border-radius:8px}"""
+.flag{color:#b3261e}ul{line-height:1.5}
+.wrap{max-height:640px;overflow:auto;border:1px solid #e3e7ef;border-radius:8px}"""
 
 
 def _colors(labels) -> dict[str, str]:
@@ -124,6 +125,7 @@ def _throughput(rows: list[dict]) -> go.Figure:
                 g["throughput_ips"])
     colors = _colors(k[1] for k in series)
     dashes = dict(zip(sorted({k[2] for k in series}), ["solid", "dash", "dot", "dashdot", "longdash"] * 3))
+    batches = sorted({b for by_bs in series.values() for b in by_bs})
     fig = make_subplots(rows=1, cols=len(devs), shared_yaxes=True, subplot_titles=list(devs.values()),
                         horizontal_spacing=0.04)
     for col, fp in enumerate(devs, 1):
@@ -135,8 +137,7 @@ def _throughput(rows: list[dict]) -> go.Figure:
                     legendgroup=f"{bb} {rt} {pr}", showlegend=col == 1,
                     line=dict(color=colors[bb], dash=dashes[rt]), marker=dict(symbol=SYMBOLS.get(pr, "x"), size=8),
                     hovertemplate=f"{bb} {rt} {pr}<br>batch %{{x}}: %{{y:.1f}} img/s<extra></extra>"), row=1, col=col)
-        fig.update_xaxes(title_text="batch size", type="log", tickvals=sorted({b for s_ in series.values() for b in s_}),
-                         row=1, col=col)
+        fig.update_xaxes(title_text="batch size", type="log", tickvals=batches, row=1, col=col)
     ys = [v for by_bs in series.values() for vs in by_bs.values() for v in vs]
     ticks = _ticks_125(min(ys), max(ys)) if ys else None
     fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{v:g}" for v in ticks] if ticks else None)

@@ -92,9 +92,9 @@ def _precision_deltas(rows: list[dict]) -> str:
             deltas[(r.get("runtime"), r.get("precision"))].append(r["top1_delta_vs_torch_fp32"])
     body = [[rt, pr, len(v), _f(statistics.fmean(v), sign=True), _f(min(v), sign=True), _f(max(v), sign=True)]
             for (rt, pr), v in sorted(deltas.items(), key=lambda kv: tuple(map(str, kv[0])))]
+    head = ["runtime", "precision", "rows", "mean Δ pt", "worst Δ pt", "best Δ pt"]
     return ("## Accuracy delta per precision\n\n*top-1 points vs torch fp32 of the same run, over all rows "
-            "(devices, seeds) at the smallest batch.*\n\n" + (table(["runtime", "precision", "rows", "mean Δ pt", "worst Δ pt",
-                                                        "best Δ pt"], body) if body else "No deltas measured."))
+            "(devices, seeds) at the smallest batch.*\n\n" + (table(head, body) if body else "No deltas measured."))
 
 
 def _tiers(rows: list[dict]) -> str:

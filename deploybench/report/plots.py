@@ -135,7 +135,8 @@ def throughput_vs_batch(rows: list[dict], path: Path) -> Path:
         ax.set(title=name, xlabel="batch size")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("throughput (img/s, log)")
-    axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if axes[0][-1].get_legend_handles_labels()[0]:
+        axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle("Throughput vs batch size", fontsize=11)
     return _save(fig, path)
 
@@ -174,7 +175,7 @@ def write_plots(rows: list[dict], out_dir: Path) -> dict[str, Path]:
     paths = {"accuracy_vs_latency": accuracy_vs_latency(rows, out_dir / "accuracy_vs_latency.png"),
              "accuracy_vs_size": accuracy_vs_size(rows, out_dir / "accuracy_vs_size.png"),
              "throughput_vs_batch": throughput_vs_batch(rows, out_dir / "throughput_vs_batch.png")}
-    if len({r.get("fraction") for r in ok}) > 1:
+    if len({r.get("fraction") for r in ok if r.get("top1") is not None and r.get("fraction") is not None}) > 1:
         paths["top1_vs_fraction"] = top1_vs_fraction(rows, out_dir / "top1_vs_fraction.png")
     else:   # no stale plot from an earlier, multi-fraction report
         (out_dir / "top1_vs_fraction.png").unlink(missing_ok=True)

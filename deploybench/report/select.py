@@ -49,9 +49,11 @@ class Selection:
         active = ", ".join(f"{k}={v}" for k, v in self.constraints.items() if v is not None) or "none"
         lines = [f"constraints: {active}"]
         if self.candidates:
-            head = ("#", "backbone", "dataset", "runtime", "prec", "top1 %", "p50 ms", "p99 ms", "MB", "mem MB",
+            head = ("#", "backbone", "dataset", "seed", "runtime", "prec", "top1 %", "p50 ms", "p99 ms", "MB", "mem MB",
                     "img/s", "device")
-            body = [(str(i), r.get("backbone") or "", r.get("dataset") or "", r.get("runtime") or "",
+            body = [(str(i), r.get("backbone") or "", r.get("dataset") or "",
+                     "" if r.get("seed") is None else str(r["seed"]),
+                     r.get("runtime") or "",
                      r.get("precision") or "", *(_fmt(r.get(c)) for c in
                      ("top1", "latency_ms_p50", "latency_ms_p99", "size_mb", "mem_mb", "throughput_ips")),
                      r.get("device") or "") for i, r in enumerate(self.candidates, 1)]
@@ -136,6 +138,8 @@ def select(rows: list[dict], max_latency_ms: Optional[float] = None, max_p99_ms:
             sel.excluded.append({"row": rep, "reasons": reasons})
         else:
             sel.candidates.append(cand)
+    # constraint misses first, then filtered-out rows, then skipped/failed ones
+    sel.excluded.sort(key=lambda e: (e["row"].get("status") != "ok", bool(_filters(e["row"], c))))
     sel.candidates.sort(key=lambda r: (r.get("top1") is None, -(r.get("top1") or 0.0),
                                        r.get("latency_ms_p50") is None, r.get("latency_ms_p50") or 0.0))
     return sel

@@ -73,7 +73,9 @@ def execute_ray(cfg: Config, runs: list, stages: tuple, opts: StageOptions, exis
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
         cpus, gpus = cfg.sweep.cpus_per_run, cfg.sweep.gpus_per_run
-        task = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=1, runtime_env=_runtime_env())
+        remote = ray.remote(_task)
+        resources = dict(num_cpus=cpus, num_gpus=gpus, max_retries=1, runtime_env=_runtime_env())
+        task = remote.options(**resources)
         cfg_ref, existing_ref, cwd = ray.put(cfg), ray.put(existing), os.getcwd()
 
         def wait_one(pending: dict, stage_names: tuple) -> tuple:
@@ -120,7 +122,7 @@ def execute_ray(cfg: Config, runs: list, stages: tuple, opts: StageOptions, exis
                     break
                 run = queue.pop(0)
                 strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-                ref = task.options(scheduling_strategy=strategy).remote(
+                ref = remote.options(**resources, scheduling_strategy=strategy).remote(
                     cfg_ref, run, ("bench",), opts, existing_ref, cwd, outcomes.get(run.run_id))
                 pending[ref], busy[ref] = run, node
             if pending:

@@ -33,6 +33,7 @@ class StageOptions:
     precisions: Optional[tuple] = None
     runtimes: Optional[tuple] = None
     batch_sizes: Optional[tuple] = None
+    device: Optional[str] = None        # label for this device in result rows
 
 
 @dataclass
@@ -106,7 +107,7 @@ def _stage(stage: str, cfg: Config, run: RunSpec, opts: StageOptions, existing, 
                           max_batch=max(opts.batch_sizes or cfg.bench.batch_sizes))
     from ..bench import bench_run
     rows = bench_run(run, root, cfg.bench, runtimes=opts.runtimes, batch_sizes=opts.batch_sizes,
-                     existing=existing, config_name=cfg.name)
+                     existing=existing, config_name=cfg.name, device=opts.device)
     out.rows.extend(rows)
     return _bench_result(run.run_id, rows)
 
@@ -128,8 +129,8 @@ def run_stages(cfg: Config, run: RunSpec, stages: Iterable[str], opts: StageOpti
             except Exception as e:  # fault isolation: the sweep goes on
                 log.error("%s: %s raised\n%s", run.run_id, stage, traceback.format_exc())
                 res = StageResult(run.run_id, stage, "failed", _reason(e))
-            res = dataclasses.replace(res, run_id=run.run_id, stage=stage,
-                                      seconds=round(time.perf_counter() - t0, 3))
+            res = dataclasses.replace(res, run_id=run.run_id, stage=stage, seconds=round(time.perf_counter() - t0, 3),
+                                      reason=res.reason or ("already complete" if res.status == "skipped" else ""))
             log.info("%s: %s %s (%.1f s) %s", run.run_id, stage, res.status, res.seconds, res.reason)
             out.results.append(res)
     return out
@@ -163,8 +164,19 @@ class SweepSummary:
         return [r for r in self.results if r.status == "failed"]
 
     @property
+    def failed(self) -> list:
+        return self.failures()
+
+    def failed_all(self, stage: str) -> bool:
+        """Every run failed in `stage` (nothing worked: the CLI exits non-zero)."""
+        return self.runs > 0 and self.counts()[stage]["failed"] == self.runs
+
+    @property
     def ok(self) -> bool:
         return not self.failures()
+
+    def render(self) -> str:
+        return str(self)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "runs": self.runs, "stages": list(self.stages), "executor": self.executor,
@@ -180,14 +192,17 @@ class SweepSummary:
         for s in self.stages:
             c = counts[s]
             lines.append(f"  {s:<10}{c['done']:>6}{c['skipped']:>9}{c['failed']:>8}{secs[s]:>10.1f}")
-        skipped = Counter(f"{r.stage}: {r.reason}" for r in self.results if r.status == "skipped")
+        def line(text: str) -> str:
+            return (text.strip().splitlines() or [""])[0][:160]
+
+        skipped = Counter(f"{r.stage}: {line(r.reason)}" for r in self.results if r.status == "skipped")
         if skipped:
             lines.append("skipped:")
             lines += [f"  {n} x {why}" for why, n in skipped.most_common(5)]
         fails = self.failures()
         if fails:
             lines.append(f"failed ({len(fails)}; tracebacks in checkpoints/<run_id>/sweep.log):")
-            lines += [f"  {r.run_id} {r.stage}: {r.reason}" for r in fails[:10]]
+            lines += [f"  {r.run_id} {r.stage}: {line(r.reason)}" for r in fails[:10]]
             if len(fails) > 10:
                 lines.append(f"  ... and {len(fails) - 10} more")
         return "\n".join(lines)
@@ -204,7 +219,7 @@ def _ordered_stages(stages: Iterable[str]) -> tuple:
 def run_pipeline(cfg: Config, runs: Optional[Iterable[RunSpec]] = None, stages: Iterable[str] = STAGES,
                  executor: Optional[str] = None, workers: Optional[int] = None, address: Optional[str] = None,
                  progress: bool = True, formats=None, precisions=None, runtimes=None,
-                 batch_sizes=None) -> SweepSummary:
+                 batch_sizes=None, device: Optional[str] = None) -> SweepSummary:
     """Run `stages` for `runs` (default: plan(cfg)) on the local or Ray executor; resumable and fault-isolated.
 
     executor/workers/address default to cfg.sweep. Runs whose outputs are complete are skipped stage by stage
@@ -222,7 +237,7 @@ def run_pipeline(cfg: Config, runs: Optional[Iterable[RunSpec]] = None, stages: 
     for run in (plan(cfg) if runs is None else runs):
         unique.setdefault(run.run_id, run)
     runs = list(unique.values())
-    opts = StageOptions(*(tuple(v) if v else None for v in (formats, precisions, runtimes, batch_sizes)))
+    opts = StageOptions(*(tuple(v) if v else None for v in (formats, precisions, runtimes, batch_sizes)), device)
 
     store, existing = None, frozenset()
     if "bench" in stages:
