@@ -37,6 +37,14 @@ def latency(runner, x: np.ndarray, iters: int) -> tuple[float, float | None]:
     return float(np.median(host)), (float(np.median(dev)) if dev else None)
 
 
+def onnx_image_size(path: Path) -> int | None:
+    """Static width of the ONNX model's NCHW input, if it has one."""
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[-1].dim_value \
+        or None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
@@ -44,7 +52,7 @@ def main() -> int:
     src.add_argument("--backbone", help="registry backbone name (random init, 1000 classes)")
     ap.add_argument("--fp16", type=Path, help="fp16 ONNX (default: converted from the fp32 one)")
     ap.add_argument("--int8", type=Path, help="int8 QDQ ONNX (optional)")
-    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--image-size", type=int, default=224, help="default: from --onnx's input, else 224")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--workdir", type=Path, help="where engines go (default: a temp folder)")
@@ -55,6 +63,8 @@ def main() -> int:
         sys.exit(f"skipped: {reason}")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="gpu_smoke."))
     work.mkdir(parents=True, exist_ok=True)
+    if args.onnx:
+        args.image_size = onnx_image_size(args.onnx) or args.image_size
     onnx = {"fp32": args.onnx}
     if args.backbone:
         from deploybench.backbones import create_backbone

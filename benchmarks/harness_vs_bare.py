@@ -2,8 +2,8 @@
 
 For each registry backbone (random init, exported here to ONNX at --image-size, batch 1):
   ORT:      bare `session.run` loop (same session options as the runner)  vs  OrtCpuRunner + bench.latency.measure
-  OpenVINO: `benchmark_app -d CPU -hint latency -api sync -nireq 1 -nstreams 1 -nthreads T -infer_precision f32`
-            (its "Median:" latency)                                        vs  OpenVinoRunner + measure
+  OpenVINO: `benchmark_app -d CPU -hint none -api sync -nireq 1 -nstreams 1 -nthreads T -infer_precision f32`
+            (its "Median:" latency; benchmark_app only accepts -nstreams/-nthreads with -hint none)                                        vs  OpenVinoRunner + measure
   worker:   the full `bench_model` path (fresh worker process per runtime) for both runtimes.
 Measurements alternate (bare, harness, bare, harness, ...) for --rounds rounds so that load drift on a shared
 machine hits both sides; the table shows the median over rounds of each side's p50 and the ratio.
@@ -69,14 +69,31 @@ def harness(runtime: str, path: Path, x: np.ndarray, threads: int, cfg: LatencyC
         return measure(lambda: r.infer(x), cfg).summary.p50
 
 
+def paired_ort(path: Path, x: np.ndarray, threads: int, seconds: float) -> tuple[float, float]:
+    """Call-by-call ABAB on ONE session: p50 of bare `session.run` vs p50 of `OrtCpuRunner.infer` (drift-robust)."""
+    with get_runner("onnxruntime-cpu")(Artifact(str(path), "onnx", "fp32"), {}, threads=threads) as r:
+        feed, out = {r.input_name: x}, [r.output_name]
+        a, b, end = [], [], time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            t0 = time.perf_counter_ns()
+            r.session.run(out, feed)
+            t1 = time.perf_counter_ns()
+            r.infer(x)
+            t2 = time.perf_counter_ns()
+            a.append((t1 - t0) / 1e6)
+            b.append((t2 - t1) / 1e6)
+    return float(np.median(a)), float(np.median(b))
+
+
 def benchmark_app(path: Path, size: int, threads: int, seconds: float) -> float:
     exe = shutil.which("benchmark_app")
     if exe is None:
         raise SystemExit("benchmark_app not found (it ships with the openvino wheel)")
-    args = [exe, "-m", str(path), "-d", "CPU", "-hint", "latency", "-api", "sync", "-nireq", "1", "-nstreams", "1",
+    args = [exe, "-m", str(path), "-d", "CPU", "-hint", "none", "-api", "sync", "-nireq", "1", "-nstreams", "1",
             "-nthreads", str(threads), "-infer_precision", "f32", "-shape", f"[1,3,{size},{size}]",
             "-t", str(int(seconds))]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    proc = subprocess.run(args, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
     m = re.search(r"Median:\s+([\d.]+)\s*ms", out)
     if not m:
         raise RuntimeError(f"no 'Median:' line in benchmark_app output:\n{out[-2000:]}")
@@ -104,24 +121,30 @@ def main() -> None:
                 res["ort"].append(harness("onnxruntime-cpu", path, x, a.threads, lat))
                 res["bapp"].append(benchmark_app(path, a.image_size, a.threads, a.seconds))
                 res["ov"].append(harness("openvino", path, x, a.threads, lat))
+            pair = paired_ort(path, x, a.threads, 2 * a.seconds)
             cfg = BenchConfig(runtimes=["onnxruntime-cpu", "openvino"], batch_sizes=[1], threads=a.threads,
                               latency=lat)
             worker = {r["runtime"]: r["latency_ms_p50"] for r in bench_model(
                 path, (3, a.image_size, a.image_size), cfg=cfg, root=Path(tmp))}
             med = {k: statistics.median(v) for k, v in res.items()}
-            rows.append((name, med, worker, res))
+            rows.append((name, med, worker, res, pair))
     print(f"\nimage {a.image_size}px, batch 1, {a.threads} thread(s), {a.seconds:g} s per measurement, "
           f"median of {a.rounds} alternating rounds (ms)")
     hdr = (f"{'model':<20}{'ORT bare':>10}{'ORT db':>10}{'ratio':>8}{'ORT wrk':>10}{'bench_app':>11}"
            f"{'OV db':>10}{'ratio':>8}{'OV wrk':>10}")
     print(hdr + "\n" + "-" * len(hdr))
-    for name, m, w, _ in rows:
+    for name, m, w, _, _ in rows:
         print(f"{name:<20}{m['bare']:>10.3f}{m['ort']:>10.3f}{m['ort'] / m['bare']:>8.3f}"
               f"{w.get('onnxruntime-cpu') or float('nan'):>10.3f}{m['bapp']:>11.3f}{m['ov']:>10.3f}"
               f"{m['ov'] / m['bapp']:>8.3f}{w.get('openvino') or float('nan'):>10.3f}")
     print("\nper-round p50s:")
-    for name, _, _, res in rows:
+    for name, _, _, res, _ in rows:
         print(f"  {name}: " + "; ".join(f"{k}={', '.join(f'{v:.3f}' for v in vs)}" for k, vs in res.items()))
+    print("\npaired ABAB on one ORT session (p50 ms): bare session.run vs OrtCpuRunner.infer")
+    for name, _, _, _, (pa, pb) in rows:
+        print(f"  {name:<20}{pa:>10.3f}{pb:>10.3f}  ratio {pb / pa:.3f}")
+    noop = measure(lambda: None, LatencyConfig(min_iters=10000, min_duration_s=0.2, max_duration_s=0.5))
+    print(f"\nharness timing overhead (measure() of a no-op): p50 {noop.summary.p50 * 1e3:.2f} us per call")
 
 
 if __name__ == "__main__":

@@ -104,19 +104,26 @@ def test_broken_backbone_fails_alone_with_workers(swept):
 
 
 def test_ray_sweep_matches_local(swept, tmp_path):
-    """Same config on a local Ray instance: identical run ids and result rows (bench measured in Ray tasks)."""
+    """Same config on a local Ray instance: identical run ids and result rows. Ray re-uses 7 of the local
+    checkpoints, fine-tunes and exports the 8th in a task, and benchmarks all 8 anew in Ray tasks."""
     ray = pytest.importorskip("ray")
     cfg, _ = swept
     ray_cfg = sweep_cfg(tmp_path)
-    assert [r.run_id for r in plan(ray_cfg)] == [r.run_id for r in plan(cfg)]
-    for sub in ("checkpoints", "engines"):     # training is covered above; Ray re-uses it and benchmarks anew
+    runs = plan(ray_cfg)
+    assert [r.run_id for r in runs] == [r.run_id for r in plan(cfg)]
+    for sub in ("checkpoints", "engines"):
         shutil.copytree(cfg.root / sub, tmp_path / sub)
+    shutil.rmtree(runs[0].ckpt_dir(tmp_path))
+    shutil.rmtree(runs[0].engine_dir(tmp_path))
     ray.init(num_cpus=2, include_dashboard=False)
     try:
         summary = run_pipeline(ray_cfg, executor="ray", progress=False)
     finally:
         ray.shutdown()
-    assert summary.counts()["bench"] == {"done": 8, "skipped": 0, "failed": 0}, str(summary)
+    counts = summary.counts()
+    assert counts["finetune"] == counts["export"] == {"done": 1, "skipped": 7, "failed": 0}, str(summary)
+    assert counts["bench"] == {"done": 8, "skipped": 0, "failed": 0}, str(summary)
+    assert "finetune done" in (runs[0].ckpt_dir(tmp_path) / "sweep.log").read_text()   # written by the task
     local_rows = row_keys(ResultStore(cfg.root / "reports" / "results.db"))
     assert row_keys(ResultStore(tmp_path / "reports" / "results.db")) == local_rows
 

@@ -40,9 +40,10 @@ class _Export:
         self.run, self.cfg, self.model, self.meta, self.max_batch = run, cfg, model, meta, max_batch
         self.out = run.engine_dir(root)
         self.out.mkdir(parents=True, exist_ok=True)
-        old = read_json(self.out / "export.json")
-        self.entries: dict[str, dict] = {a["file"]: a for a in (old or {}).get("artifacts", [])
-                                         if isinstance(a, dict) and "file" in a}
+        old = read_json(self.out / "export.json") or {}
+        fresh = old.get("meta") == meta    # a re-trained checkpoint invalidates every earlier artifact
+        self.entries: dict[str, dict] = {a["file"]: a for a in old.get("artifacts", [])
+                                         if fresh and isinstance(a, dict) and "file" in a}
         self._val = None
         self.built = 0
 
@@ -174,7 +175,9 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
     done = read_json(run.engine_dir(root) / "export.json") or {}
     entries = {a.get("file"): a for a in done.get("artifacts", []) if isinstance(a, dict)}
     files, skipped = _planned(formats, precisions)
-    if all(_is_done(run.engine_dir(root), entries.get(f)) for f in files) and set(skipped) <= set(entries):
+    same_ckpt = done.get("meta") == read_json(run.ckpt_dir(root) / "meta.json")
+    if same_ckpt and all(_is_done(run.engine_dir(root), entries.get(f)) for f in files) \
+            and set(skipped) <= set(entries):
         reason = "; ".join(f"{f}: {r}" for f, r in sorted(skipped.items()))
         return StageResult(run.run_id, "export", "skipped", reason, time.perf_counter() - t0)
     try:

@@ -29,8 +29,6 @@ def build_engine(onnx_path: Path, engine_path: Path, image_size: int, max_batch:
     it to `engine_path` and the TensorRT log to `<engine>.build.log`; the timing cache is read and updated."""
     import tensorrt as trt
 
-    from .onnx import INPUT
-
     major, version = trt_version()
     if major < 10:
         raise RuntimeError(f"TensorRT {version} has no strongly typed networks; install TensorRT >= 10")
@@ -63,7 +61,7 @@ def build_engine(onnx_path: Path, engine_path: Path, image_size: int, max_batch:
         shape = (in_chans, image_size, image_size)
         profile = builder.create_optimization_profile()
         opt = min(max(opt_batch or max_batch, 1), max_batch)
-        profile.set_shape(INPUT, (1, *shape), (opt, *shape), (max_batch, *shape))
+        profile.set_shape(network.get_input(0).name, (1, *shape), (opt, *shape), (max_batch, *shape))
         config.add_optimization_profile(profile)
         engine = builder.build_serialized_network(network, config)
         if engine is None:

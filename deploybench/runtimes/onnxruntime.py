@@ -14,7 +14,9 @@ GPU_HINT = "onnxruntime-gpu not installed (pip install deploybench[gpu])"
 class OrtCpuRunner(Runner):
     """CPUExecutionProvider, sequential execution, intra-op threads = `threads`, all graph optimizations.
 
-    fp16 artifacts keep fp32 I/O (keep_io_types) and run their fp16 ops; int8 QDQ runs quantized kernels.
+    `precision` is the artifact's. int8 QDQ runs quantized kernels; for fp16 artifacts ORT CPU inserts Casts
+    around nodes without an fp16 CPU kernel (most of them on x86), so values are rounded to fp16 between
+    layers while much of the arithmetic is fp32.
     """
     name = "onnxruntime-cpu"
     formats = ("onnx",)

@@ -5,6 +5,8 @@ workers>1: phase 1 runs finetune+export of all runs in N worker processes (spawn
 cores // N torch threads). Phase 2 then benchmarks the runs one at a time in this process: the bench stage
 measures in fresh processes of its own, and measuring while other runs train on the same cores would make the
 latencies meaningless. Bench rows come back to this process, which alone writes the store, after each run.
+A worker that dies (e.g. killed for memory) breaks the pool: the runs still in it are recorded as failed and
+a re-run resumes them. Scripts calling this with workers>1 need the usual `if __name__ == "__main__":` guard.
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def _task(cfg: Config, run, stages: tuple, opts: StageOptions, existing: frozens
 def _short(e: Exception) -> str:
     """One line from a Ray error: its last non-empty line, without terminal colours."""
     lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
-    return f"Ray task failed: {type(e).__name__}: {lines[-1] if lines else ''}"[:300]
+    return f"{type(e).__name__}: {lines[-1] if lines else ''}"[:280]
 
 
 def _runtime_env() -> dict:
@@ -70,7 +70,12 @@ def execute_ray(cfg: Config, runs: list, stages: tuple, opts: StageOptions, exis
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as e:
+            raise DeployBenchError(f"sweep.address {address!r}: cannot connect to Ray ({_short(e)}); start "
+                                   f"one with `ray start --head` or set sweep.address: null for a local "
+                                   f"instance") from None
     try:
         cpus, gpus = cfg.sweep.cpus_per_run, cfg.sweep.gpus_per_run
         remote = ray.remote(_task)
@@ -86,7 +91,7 @@ def execute_ray(cfg: Config, runs: list, stages: tuple, opts: StageOptions, exis
             try:
                 return ref, run, ray.get(ref)
             except Exception as e:   # worker or node died
-                return ref, run, RunOutcome.crashed(run.run_id, stage_names, _short(e), prior)
+                return ref, run, RunOutcome.crashed(run.run_id, stage_names, f"Ray task failed: {_short(e)}", prior)
 
         early = tuple(s for s in stages if s != "bench")
         outcomes: dict = {}
