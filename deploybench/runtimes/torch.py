@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .base import Runner, as_batch
 
@@ -19,8 +18,11 @@ class TorchRunner(Runner):
     precisions = ("fp32",)
 
     def __enter__(self) -> "TorchRunner":
+        import torch  # imported here so that other runtimes' worker processes never load torch
+
         from ..finetune import load_checkpoint
 
+        self._torch = torch
         if self.threads:
             torch.set_num_threads(self.threads)
         model = self.options.get("model")
@@ -31,6 +33,7 @@ class TorchRunner(Runner):
         return self
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
         with torch.inference_mode():
             return self.model(torch.from_numpy(as_batch(batch))).float().numpy()
 
