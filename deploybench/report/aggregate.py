@@ -8,7 +8,8 @@ import statistics
 from collections import defaultdict
 from typing import Iterable, Optional
 
-GROUP = ("device_fingerprint", "backbone", "dataset", "fraction", "format", "runtime", "precision", "batch_size")
+GROUP = ("device_fingerprint", "backbone", "dataset", "fraction", "artifact", "format", "runtime", "precision",
+         "batch_size")
 CONFIG = tuple(k for k in GROUP if k != "batch_size")
 TIERS = ("Best", "Better", "Good")
 ACC_DROP_PT = 1.0          # flag rows losing more than this many top-1 points vs torch fp32
@@ -185,3 +186,14 @@ def seed_mean_rows(rows: Iterable[dict]) -> list[dict]:
                         "status": "ok", "seed": None,
                         "run_id": f"{g['backbone']}-{g['dataset']}-f{g['fraction']:g} ({g['n']} seed(s))"})
     return out
+
+
+def throughput_series(rows: Iterable[dict]) -> dict[tuple, dict[int, list[float]]]:
+    """(device_fingerprint, backbone label, runtime, precision) -> batch size -> throughputs (one per seed group)."""
+    series: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for g in aggregate(rows):
+        if g.get("throughput_ips") and g.get("batch_size"):
+            key = (g["device_fingerprint"], backbone_label(g), g["runtime"], g["precision"])
+            series[key][g["batch_size"]].append(g["throughput_ips"])
+    return series
+

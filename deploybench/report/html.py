@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from .aggregate import aggregate, backbone_label, devices, flags, ok_rows, ranked
+from .aggregate import backbone_label, throughput_series, devices, flags, ok_rows, ranked
 from .markdown import choices, device_title, pick_text, top1_text
 from .pareto import pareto_rows
 from .select import num
@@ -118,11 +118,7 @@ def _precision_legend(fig: go.Figure, precisions) -> None:
 
 def _throughput(rows: list[dict]) -> go.Figure:
     devs = devices(ok_rows(rows))
-    series: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for g in aggregate(rows):
-        if g.get("throughput_ips") and g.get("batch_size"):
-            series[(g["device_fingerprint"], backbone_label(g), g["runtime"], g["precision"])][g["batch_size"]].append(
-                g["throughput_ips"])
+    series = throughput_series(rows)
     colors = _colors(k[1] for k in series)
     dashes = dict(zip(sorted({k[2] for k in series}), ["solid", "dash", "dot", "dashdot", "longdash"] * 3))
     batches = sorted({b for by_bs in series.values() for b in by_bs})

@@ -50,10 +50,10 @@ def _ranking(t: dict, noisy_cv: float) -> str:
         tp = f"{num(c['throughput_ips'])} (bs {c['throughput_batch']})" if c.get("throughput_ips") else "–"
         mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
         body.append([i, c["backbone"], {True: "yes", False: "no"}.get(c.get("pretrained"), "?"), c["runtime"],
-                     c.get("format") or "–", c["precision"], top1_text(c), _f(c.get("top1_delta"), sign=True),
+                     c.get("artifact") or c.get("format") or "–", c["precision"], top1_text(c), _f(c.get("top1_delta"), sign=True),
                      _g(c.get("latency_ms_p50")), _g(c.get("latency_ms_p99")), tp, _f(c.get("size_mb")), _g(mem),
                      "★" if c.get("pareto") else "", "; ".join(flags(c, noisy_cv))])
-    head = ["#", "backbone", "pretrained", "runtime", "format", "precision", "top-1 %", "Δ pt", "p50 ms", "p99 ms",
+    head = ["#", "backbone", "pretrained", "runtime", "artifact", "precision", "top-1 %", "Δ pt", "p50 ms", "p99 ms",
             "img/s", "size MB", "peak mem MB", "Pareto", "flags"]
     seeds = max(len(c["seeds"]) for c in t["configs"])
     batch = {c["latency_batch"] for c in t["configs"]}

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from .aggregate import aggregate, backbone_label, devices, ok_rows, ranked  # noqa: E402
+from .aggregate import backbone_label, throughput_series, devices, ok_rows, ranked  # noqa: E402
 from .pareto import pareto_rows  # noqa: E402
 
 MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^"}
@@ -115,11 +115,7 @@ def accuracy_vs_size(rows: list[dict], path: Path) -> Path:
 
 def throughput_vs_batch(rows: list[dict], path: Path) -> Path:
     devs = devices(ok_rows(rows))
-    series: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for g in aggregate(rows):
-        if g.get("throughput_ips") and g.get("batch_size"):
-            series[(g["device_fingerprint"], backbone_label(g), g["runtime"], g["precision"])][g["batch_size"]].append(
-                g["throughput_ips"])
+    series = throughput_series(rows)
     colors = _colors(k[1] for k in series)
     styles = {rt: ls for rt, ls in zip(sorted({k[2] for k in series}), ["-", "--", ":", "-.", (0, (5, 1))] * 3)}
     fig, axes = plt.subplots(1, len(devs), figsize=(6.5 * len(devs), 4.8), squeeze=False, sharey=True)
