@@ -25,6 +25,7 @@ def workdir(tmp_path_factory, fmnist_available):
     cfg = tiny_config_dict(wd, name="cli-tiny")
     cfg["train"]["epochs"] = 1
     cfg["export"]["precisions"] = ["fp32", "int8"]
+    cfg["export"]["formats"] = ["onnx", "tensorrt"]
     cfg["bench"]["batch_sizes"] = [1]
     cfg["bench"]["runtimes"] = ["torch", "onnxruntime-cpu", "tensorrt"]
     cfg["report"] = {"constraints": [{"name": "anything", "max_latency_ms": 1000}]}
@@ -52,8 +53,8 @@ def test_results_have_rows_for_both_runtimes(workdir):
     ok = [r for r in rows if r["status"] == "ok"]
     assert {r["runtime"] for r in ok} >= {"torch", "onnxruntime-cpu"}
     assert {r["precision"] for r in ok if r["runtime"] == "onnxruntime-cpu"} == {"fp32", "int8"}
-    for r in ok:
-        assert float(r["top1"]) > 30, r  # 10 classes: chance is 10 %
+    for r in ok:  # 10 classes: chance is 10 %; one epoch at 32 px, so int8 may lose a few points
+        assert float(r["top1"]) > (30 if r["precision"] == "fp32" else 20), r
         assert 0 < float(r["latency_ms_p50"]) <= float(r["latency_ms_p99"])
     skipped = [r for r in rows if r["runtime"] == "tensorrt"]
     assert skipped and all(r["status"] == "skipped" and r["status_reason"] for r in skipped)
