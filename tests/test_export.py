@@ -146,3 +146,21 @@ def test_parity_stats_definition():
     assert s["median_rel_err"] == pytest.approx((0.2 / 4 + 0.8) / 2)
     assert s["top1_agree"] == 0.5                                 # sample 2: argmax moves 0 -> 1
     assert s["top1_delta"] == pytest.approx(-50.0)                # torch right on sample 2, artifact wrong
+
+
+def test_onnx_matches_torch_where_onnxslim_breaks_same_padding(tmp_path):
+    """tf_efficientnet_lite0 at 56 px: onnxslim once returned a graph 99 % off; the export must catch it."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from deploybench.backbones import create_backbone
+    from deploybench.export.onnx import export_onnx
+
+    model = create_backbone("efficientnet_lite0", 10, weights="none", image_size=56).eval()
+    export_onnx(model, tmp_path / "m.onnx", 56)
+    x = torch.randn(3, 3, 56, 56)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": x.numpy()})[0]
+    assert np.abs(got - ref).max() <= 1e-3 * np.abs(ref).max()
