@@ -19,6 +19,7 @@ def export_onnx(model: torch.nn.Module, path: Path, image_size: int, opset: int 
     """Write `model` as fp32 ONNX (input "input" NCHW, output "logits", batch axis dynamic), slimmed and checked."""
     model = model.float().eval()
     example = torch.randn(1, in_chans, image_size, image_size)
+    _freeze_same_padding(model, example)
     axes = {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -32,6 +33,34 @@ def export_onnx(model: torch.nn.Module, path: Path, image_size: int, opset: int 
             slim = raw
         onnx.checker.check_model(slim, full_check=True)
         onnx.save(slim, str(tmp))
+
+
+def _freeze_same_padding(model: torch.nn.Module, example: torch.Tensor) -> None:
+    """timm's TF-'same' convolutions pad by shape arithmetic at run time; the input size is fixed per run, so
+    freeze each one's padding to constants. The graph then has no shape arithmetic, which onnxslim and the fp16
+    converter mishandle (tf_efficientnet_lite0 at 56 px came out 99 % off)."""
+    import functools
+
+    import torch.nn.functional as F
+    from timm.layers.conv2d_same import Conv2dSame
+    from timm.layers.padding import get_same_padding
+
+    sizes: dict = {}
+    convs = [m for m in model.modules() if isinstance(m, Conv2dSame)]
+    hooks = [m.register_forward_pre_hook(lambda mod, args: sizes.__setitem__(mod, args[0].shape[-2:]))
+             for m in convs]
+    with torch.no_grad():
+        model(example)
+    for h in hooks:
+        h.remove()
+
+    def static_forward(conv, pad, x):
+        return F.conv2d(F.pad(x, pad), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
+
+    for m, (ih, iw) in sizes.items():
+        ph = get_same_padding(ih, m.kernel_size[0], m.stride[0], m.dilation[0])
+        pw = get_same_padding(iw, m.kernel_size[1], m.stride[1], m.dilation[1])
+        m.forward = functools.partial(static_forward, m, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
 
 
 def _same_outputs(a: onnx.ModelProto, b: onnx.ModelProto, shape, rtol: float = 1e-4) -> bool:
