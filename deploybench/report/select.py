@@ -21,7 +21,7 @@ def mem_mb(r: dict) -> Optional[float]:
 
 
 def _label(r: dict) -> str:
-    return f"{r.get('backbone')} {r.get('runtime')} {r.get('precision')} bs{r.get('batch_size')}"
+    return f"{r.get('backbone')} {r.get('runtime')} {r.get('artifact')} {r.get('precision')} bs{r.get('batch_size')}"
 
 
 @dataclass
@@ -49,11 +49,11 @@ class Selection:
         active = ", ".join(f"{k}={v}" for k, v in self.constraints.items() if v is not None) or "none"
         lines = [f"constraints: {active}"]
         if self.candidates:
-            head = ("#", "backbone", "dataset", "seed", "runtime", "prec", "top1 %", "p50 ms", "p99 ms", "MB", "mem MB",
+            head = ("#", "backbone", "dataset", "seed", "runtime", "artifact", "prec", "top1 %", "p50 ms", "p99 ms", "MB", "mem MB",
                     "img/s", "device")
             body = [(str(i), r.get("backbone") or "", r.get("dataset") or "",
                      "" if r.get("seed") is None else str(r["seed"]),
-                     r.get("runtime") or "",
+                     r.get("runtime") or "", r.get("artifact") or "",
                      r.get("precision") or "", *(_fmt(r.get(c)) for c in
                      ("top1", "latency_ms_p50", "latency_ms_p99", "size_mb", "mem_mb", "throughput_ips")),
                      r.get("device") or "") for i, r in enumerate(self.candidates, 1)]
