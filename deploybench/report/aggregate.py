@@ -197,3 +197,18 @@ def throughput_series(rows: Iterable[dict]) -> dict[tuple, dict[int, list[float]
             series[key][g["batch_size"]].append(g["throughput_ips"])
     return series
 
+
+def fraction_series(rows: Iterable[dict]) -> dict[tuple, dict[float, list[float]]]:
+    """(dataset, backbone label) -> data fraction -> top-1 per seed, from torch fp32 rows (all rows when there
+    are none) at their smallest batch size; empty when fewer than two fractions were run."""
+    ok = [r for r in ok_rows(rows) if r.get("top1") is not None and r.get("fraction") is not None]
+    if len({r["fraction"] for r in ok}) < 2:
+        return {}
+    ref = [r for r in ok if r.get("runtime") == "torch" and r.get("precision") == "fp32"] or ok
+    small = min(r.get("batch_size") or 0 for r in ref)
+    series: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in ref:
+        if (r.get("batch_size") or 0) == small:
+            series[(r["dataset"], backbone_label(r))][r["fraction"]].append(r["top1"])
+    return series
+

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from .aggregate import backbone_label, throughput_series, devices, flags, ok_rows, ranked
+from .aggregate import backbone_label, fraction_series, throughput_series, devices, flags, ok_rows, ranked
 from .markdown import choices, device_title, pick_text, top1_text
 from .pareto import pareto_rows
 from .select import num
@@ -144,15 +144,9 @@ def _throughput(rows: list[dict]) -> go.Figure:
 
 
 def _fractions(rows: list[dict]) -> go.Figure | None:
-    ok = [r for r in ok_rows(rows) if r.get("top1") is not None and r.get("fraction") is not None]
-    if len({r["fraction"] for r in ok}) < 2:
+    acc = fraction_series(rows)
+    if not acc:
         return None
-    ref = [r for r in ok if r.get("runtime") == "torch" and r.get("precision") == "fp32"] or ok
-    small = min(r.get("batch_size") or 0 for r in ref)
-    acc: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in ref:
-        if (r.get("batch_size") or 0) == small:
-            acc[(r["dataset"], backbone_label(r))][r["fraction"]].append(r["top1"])
     colors = _colors(k[1] for k in acc)
     dsets = sorted({k[0] for k in acc})
     fig = make_subplots(rows=1, cols=len(dsets), subplot_titles=dsets, horizontal_spacing=0.06)

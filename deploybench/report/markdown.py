@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Optional
 
-from .aggregate import backbone_label, configs, devices, flags, ok_rows, ranked, seed_mean_rows, tiers
+from .aggregate import backbone_label, configs, fraction_series, devices, flags, ok_rows, ranked, seed_mean_rows, tiers
 from .select import num, select
 
 
@@ -106,16 +106,12 @@ def _tiers(rows: list[dict]) -> str:
 
 
 def _fractions(rows: list[dict]) -> Optional[str]:
-    ok = [r for r in ok_rows(rows) if r.get("top1") is not None]
-    fracs = sorted({r["fraction"] for r in ok if r.get("fraction") is not None})
-    if len(fracs) < 2:
+    acc = fraction_series(rows)
+    if not acc:
         return None
-    ref = [r for r in ok if r.get("runtime") == "torch" and r.get("precision") == "fp32"] or ok
-    acc: dict[tuple, list[float]] = defaultdict(list)
-    for r in ref:
-        acc[(r["dataset"], backbone_label(r), r["fraction"])].append(r["top1"])
-    keys = sorted({(ds, bb) for ds, bb, _ in acc})
-    body = [[ds, bb] + [_f(statistics.fmean(acc[(ds, bb, f)])) if acc.get((ds, bb, f)) else "–" for f in fracs]
+    fracs = sorted({f for by_f in acc.values() for f in by_f})
+    keys = sorted(acc)
+    body = [[ds, bb] + [_f(statistics.fmean(acc[(ds, bb)][f])) if acc[(ds, bb)].get(f) else "–" for f in fracs]
             for ds, bb in keys]
     return ("## Top-1 vs data fraction\n\n*torch fp32 top-1 %, mean over seeds.*\n\n"
             + table(["dataset", "backbone"] + [f"f={f:g}" for f in fracs], body))

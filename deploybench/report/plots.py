@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from .aggregate import backbone_label, throughput_series, devices, ok_rows, ranked  # noqa: E402
+from .aggregate import backbone_label, fraction_series, throughput_series, devices, ok_rows, ranked  # noqa: E402
 from .pareto import pareto_rows  # noqa: E402
 
 MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^"}
@@ -138,12 +138,7 @@ def throughput_vs_batch(rows: list[dict], path: Path) -> Path:
 
 
 def top1_vs_fraction(rows: list[dict], path: Path) -> Path:
-    ok = [r for r in ok_rows(rows) if r.get("top1") is not None and r.get("fraction") is not None]
-    ref = [r for r in ok if r.get("runtime") == "torch" and r.get("precision") == "fp32"] or ok
-    acc: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in ref:
-        if r.get("batch_size") == min(x.get("batch_size") or 0 for x in ref):
-            acc[(r["dataset"], backbone_label(r))][r["fraction"]].append(r["top1"])
+    acc = fraction_series(rows)
     colors = _colors(k[1] for k in acc)
     dsets = sorted({k[0] for k in acc})
     fig, axes = plt.subplots(1, len(dsets), figsize=(6 * len(dsets), 4.5), squeeze=False)
