@@ -1,14 +1,20 @@
-"""Does the deploybench harness add overhead? Compare its p50 with a bare loop and with OpenVINO's benchmark_app.
+"""Is deploybench's p50 the model's latency? Paired comparisons with a bare loop and benchmark_app, plus a repeat check.
 
-For each registry backbone (random init, exported here to ONNX at --image-size, batch 1):
-  ORT:      bare `session.run` loop (same session options as the runner)  vs  OrtCpuRunner + bench.latency.measure
-  OpenVINO: `benchmark_app -d CPU -hint none -api sync -nireq 1 -nstreams 1 -nthreads T -infer_precision f32`
-            (its "Median:" latency; benchmark_app only accepts -nstreams/-nthreads with -hint none)                                        vs  OpenVinoRunner + measure
-  worker:   the full `bench_model` path (fresh worker process per runtime) for both runtimes.
-Measurements alternate (bare, harness, bare, harness, ...) for --rounds rounds so that load drift on a shared
-machine hits both sides; the table shows the median over rounds of each side's p50 and the ratio.
+For each registry backbone (random init, exported here to ONNX at --image-size, batch 1, --threads threads):
 
-    python benchmarks/harness_vs_bare.py --models resnet18 mobilenetv3_large --image-size 224 --threads 1
+  ORT       bare `session.run` loop on its own session   vs  OrtCpuRunner + bench.latency.measure
+  OpenVINO  `benchmark_app -d CPU -hint none -api sync -nireq 1 -nstreams 1 -nthreads T -infer_precision f32`
+            (its "Median:" line)                        vs  OpenVinoRunner + bench.latency.measure
+  repeat    the full bench path (`bench_model`: one fresh worker process per run, default stop rule) run
+            --repeats times per runtime: spread of the p50s against the CIs those runs reported.
+
+A shared VM drifts by more than the effect we look for (seen here: a bare loop alone moving 19 -> 23 ms between
+rounds), so the two sides are never compared across a long gap. They run in short blocks in ABBA order
+(A B, B A, A B, ...), each pair giving one ratio harness/reference; linear drift cancels within a pair and its
+sign alternates between pairs. The table shows the median ratio over pairs with its distribution-free 95 % CI
+(binomial order statistics, `bench.stats.median_ci`), so a ratio is only claimed as precisely as the pairs allow.
+
+    python benchmarks/harness_vs_bare.py --models resnet18 efficientnet_lite0 --image-size 160 --threads 1
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -28,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploybench.bench import bench_model  # noqa: E402
 from deploybench.bench.latency import measure  # noqa: E402
+from deploybench.bench.stats import median_ci  # noqa: E402
 from deploybench.config import BenchConfig, LatencyConfig  # noqa: E402
 from deploybench.records import Artifact  # noqa: E402
 from deploybench.runtimes import get_runner  # noqa: E402
@@ -45,14 +53,19 @@ def export(name: str, size: int, out: Path) -> Path:
     return path
 
 
-def bare_ort(path: Path, x: np.ndarray, threads: int, seconds: float) -> float:
+def bare_session(path: Path, threads: int):
+    """An ONNX Runtime session with the same options OrtCpuRunner sets, used directly."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def bare_loop(sess, x: np.ndarray, seconds: float) -> float:
+    """p50 (ms) of a plain timed `session.run` loop: 10 warm-up calls, then `seconds` of calls."""
     feed = {sess.get_inputs()[0].name: x}
     for _ in range(10):
         sess.run(None, feed)
@@ -64,34 +77,14 @@ def bare_ort(path: Path, x: np.ndarray, threads: int, seconds: float) -> float:
     return float(np.median(times))
 
 
-def harness(runtime: str, path: Path, x: np.ndarray, threads: int, cfg: LatencyConfig) -> float:
-    with get_runner(runtime)(Artifact(str(path), "onnx", "fp32"), {}, threads=threads) as r:
-        return measure(lambda: r.infer(x), cfg).summary.p50
-
-
-def paired_ort(path: Path, x: np.ndarray, threads: int, seconds: float) -> tuple[float, float]:
-    """Call-by-call ABAB on ONE session: p50 of bare `session.run` vs p50 of `OrtCpuRunner.infer` (drift-robust)."""
-    with get_runner("onnxruntime-cpu")(Artifact(str(path), "onnx", "fp32"), {}, threads=threads) as r:
-        feed, out = {r.input_name: x}, [r.output_name]
-        a, b, end = [], [], time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            t0 = time.perf_counter_ns()
-            r.session.run(out, feed)
-            t1 = time.perf_counter_ns()
-            r.infer(x)
-            t2 = time.perf_counter_ns()
-            a.append((t1 - t0) / 1e6)
-            b.append((t2 - t1) / 1e6)
-    return float(np.median(a)), float(np.median(b))
-
-
 def benchmark_app(path: Path, size: int, threads: int, seconds: float) -> float:
+    """benchmark_app's own median latency (ms) for `seconds` of synchronous batch-1 inference."""
     exe = shutil.which("benchmark_app")
     if exe is None:
         raise SystemExit("benchmark_app not found (it ships with the openvino wheel)")
     args = [exe, "-m", str(path), "-d", "CPU", "-hint", "none", "-api", "sync", "-nireq", "1", "-nstreams", "1",
             "-nthreads", str(threads), "-infer_precision", "f32", "-shape", f"[1,3,{size},{size}]",
-            "-t", str(int(seconds))]
+            "-t", str(max(1, round(seconds)))]
     proc = subprocess.run(args, capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     m = re.search(r"Median:\s+([\d.]+)\s*ms", out)
@@ -100,49 +93,105 @@ def benchmark_app(path: Path, size: int, threads: int, seconds: float) -> float:
     return float(m.group(1))
 
 
+def abba(ref: Callable[[], float], ours: Callable[[], float], pairs: int) -> tuple[list, list]:
+    """Run the two sides in ABBA order; return (reference p50s, harness p50s), one entry per pair."""
+    a, b = [], []
+    for i in range(pairs):
+        if i % 2 == 0:
+            a.append(ref())
+            b.append(ours())
+        else:
+            b.append(ours())
+            a.append(ref())
+    return a, b
+
+
+def ratio_stats(ref: list, ours: list) -> tuple[float, float, float]:
+    """Median of the per-pair ratios ours/ref and its 95 % CI."""
+    r = np.asarray(ours) / np.asarray(ref)
+    lo, hi = median_ci(r)
+    return float(np.median(r)), lo, hi
+
+
+def compare(path: Path, size: int, threads: int, seconds: float, pairs: int) -> dict:
+    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+    lat = LatencyConfig(warmup_iters=10, warmup_s=0.2, min_iters=20, min_duration_s=seconds,
+                        max_duration_s=seconds, ci_rel_width=0.0)      # fixed duration, like the references
+    art = Artifact(str(path), "onnx", "fp32")
+    sess = bare_session(path, threads)
+    with get_runner("onnxruntime-cpu")(art, {}, threads=threads) as r:
+        ort = abba(lambda: bare_loop(sess, x, seconds), lambda: measure(lambda: r.infer(x), lat).summary.p50, pairs)
+    with get_runner("openvino")(art, {}, threads=threads) as r:
+        ov = abba(lambda: benchmark_app(path, size, threads, seconds),
+                  lambda: measure(lambda: r.infer(x), lat).summary.p50, pairs)
+    return {"ort": ort, "ov": ov}
+
+
+def repeat(path: Path, size: int, threads: int, repeats: int, root: Path) -> dict:
+    """`repeats` full bench runs (fresh worker per runtime, default LatencyConfig); p50 and CI of each."""
+    cfg = BenchConfig(runtimes=["onnxruntime-cpu", "openvino"], batch_sizes=[1], threads=threads)
+    out: dict = {"onnxruntime-cpu": [], "openvino": []}
+    for _ in range(repeats):
+        for row in bench_model(path, (3, size, size), cfg=cfg, root=root):
+            out[row["runtime"]].append((row["latency_ms_p50"], row["latency_ms_p50_ci_low"],
+                                        row["latency_ms_p50_ci_high"], row["latency_count"]))
+    return out
+
+
+def spread_line(name: str, runtime: str, runs: list) -> str:
+    """Spread of the p50s vs the CIs: how many runs' p50s fall inside each other run's CI."""
+    p50 = np.array([r[0] for r in runs])
+    halfw = np.array([(r[2] - r[1]) / 2 for r in runs])
+    inside = sum(1 for i, ri in enumerate(runs) for j, pj in enumerate(p50) if i != j and ri[1] <= pj <= ri[2])
+    pairs = len(runs) * (len(runs) - 1)
+    med = float(np.median(p50))
+    return (f"{name:<20}{runtime:<17}{', '.join(f'{v:.3f}' for v in p50):<44}"
+            f"{100 * (p50.max() - p50.min()) / med:>8.2f}%{100 * float(np.median(halfw)) / med:>9.2f}%"
+            f"{inside:>6}/{pairs}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["resnet18", "mobilenetv3_large", "efficientnet_lite0"])
-    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--models", nargs="+", default=["resnet18", "efficientnet_lite0"])
+    ap.add_argument("--image-size", type=int, default=160)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seconds", type=float, default=5.0, help="per measurement")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0, help="per block")
+    ap.add_argument("--pairs", type=int, default=8, help="ABBA pairs per comparison")
+    ap.add_argument("--repeats", type=int, default=5, help="full bench runs per model for the spread check")
     a = ap.parse_args()
-    lat = LatencyConfig(warmup_iters=10, warmup_s=0.5, min_iters=50, min_duration_s=a.seconds,
-                        max_duration_s=a.seconds, ci_rel_width=0.0)      # fixed duration, like the bare loop
-    x = np.random.default_rng(0).standard_normal((1, 3, a.image_size, a.image_size)).astype(np.float32)
-    rows = []
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.models:
             path = export(name, a.image_size, Path(tmp))
-            res: dict[str, list[float]] = {k: [] for k in ("bare", "ort", "bapp", "ov")}
-            for _ in range(a.rounds):
-                res["bare"].append(bare_ort(path, x, a.threads, a.seconds))
-                res["ort"].append(harness("onnxruntime-cpu", path, x, a.threads, lat))
-                res["bapp"].append(benchmark_app(path, a.image_size, a.threads, a.seconds))
-                res["ov"].append(harness("openvino", path, x, a.threads, lat))
-            pair = paired_ort(path, x, a.threads, 2 * a.seconds)
-            cfg = BenchConfig(runtimes=["onnxruntime-cpu", "openvino"], batch_sizes=[1], threads=a.threads,
-                              latency=lat)
-            worker = {r["runtime"]: r["latency_ms_p50"] for r in bench_model(
-                path, (3, a.image_size, a.image_size), cfg=cfg, root=Path(tmp))}
-            med = {k: statistics.median(v) for k, v in res.items()}
-            rows.append((name, med, worker, res, pair))
-    print(f"\nimage {a.image_size}px, batch 1, {a.threads} thread(s), {a.seconds:g} s per measurement, "
-          f"median of {a.rounds} alternating rounds (ms)")
-    hdr = (f"{'model':<20}{'ORT bare':>10}{'ORT db':>10}{'ratio':>8}{'ORT wrk':>10}{'bench_app':>11}"
-           f"{'OV db':>10}{'ratio':>8}{'OV wrk':>10}")
+            cmp = compare(path, a.image_size, a.threads, a.seconds, a.pairs)
+            rep = repeat(path, a.image_size, a.threads, a.repeats, Path(tmp)) if a.repeats > 1 else {}
+            results.append((name, cmp, rep))
+            print(f"{name}: done", file=sys.stderr, flush=True)
+
+    print(f"\nimage {a.image_size}px, batch 1, {a.threads} thread(s); {a.pairs} ABBA pairs of {a.seconds:g} s blocks; "
+          "p50 in ms (median over pairs); ratio = median of per-pair ratios [95 % CI]")
+    hdr = f"{'model':<20}{'reference':<16}{'ref p50':>9}{'ours p50':>10}{'ratio':>8}  {'95 % CI':<16}"
     print(hdr + "\n" + "-" * len(hdr))
-    for name, m, w, _, _ in rows:
-        print(f"{name:<20}{m['bare']:>10.3f}{m['ort']:>10.3f}{m['ort'] / m['bare']:>8.3f}"
-              f"{w.get('onnxruntime-cpu') or float('nan'):>10.3f}{m['bapp']:>11.3f}{m['ov']:>10.3f}"
-              f"{m['ov'] / m['bapp']:>8.3f}{w.get('openvino') or float('nan'):>10.3f}")
-    print("\nper-round p50s:")
-    for name, _, _, res, _ in rows:
-        print(f"  {name}: " + "; ".join(f"{k}={', '.join(f'{v:.3f}' for v in vs)}" for k, vs in res.items()))
-    print("\npaired ABAB on one ORT session (p50 ms): bare session.run vs OrtCpuRunner.infer")
-    for name, _, _, _, (pa, pb) in rows:
-        print(f"  {name:<20}{pa:>10.3f}{pb:>10.3f}  ratio {pb / pa:.3f}")
+    for name, cmp, _ in results:
+        for key, label in (("ort", "ORT bare loop"), ("ov", "benchmark_app")):
+            ref, ours = cmp[key]
+            m, lo, hi = ratio_stats(ref, ours)
+            print(f"{name:<20}{label:<16}{statistics.median(ref):>9.3f}{statistics.median(ours):>10.3f}"
+                  f"{m:>8.3f}  [{lo:.3f}, {hi:.3f}]")
+    print("\nper-pair p50s (ref / ours, ms):")
+    for name, cmp, _ in results:
+        for key in ("ort", "ov"):
+            ref, ours = cmp[key]
+            print(f"  {name} {key}: " + "  ".join(f"{p:.3f}/{q:.3f}" for p, q in zip(ref, ours)))
+    if any(rep for _, _, rep in results):
+        print(f"\nrepeat: {a.repeats} full bench runs (fresh worker each, default stop rule: CI of p50 within +-1 %)")
+        hdr = f"{'model':<20}{'runtime':<17}{'p50 per run (ms)':<44}{'spread':>9}{'CI +-':>10}{'inside':>11}"
+        print(hdr + "\n" + "-" * len(hdr))
+        for name, _, rep in results:
+            for runtime, runs in rep.items():
+                print(spread_line(name, runtime, runs))
+        print("spread = (max - min) / median of the p50s; CI +- = median half-width of the runs' 95 % CIs; "
+              "inside = run pairs (i, j) with p50_j inside CI_i")
     noop = measure(lambda: None, LatencyConfig(min_iters=10000, min_duration_s=0.2, max_duration_s=0.5))
     print(f"\nharness timing overhead (measure() of a no-op): p50 {noop.summary.p50 * 1e3:.2f} us per call")
 

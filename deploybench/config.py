@@ -77,6 +77,7 @@ class LatencyConfig:
     max_duration_s: float = 10.0
     ci_rel_width: float = 0.01          # stop when the 95% CI of p50 is within +-1% of p50
     noisy_cv: float = 0.15              # rows with a higher coefficient of variation are flagged
+    executions: int = 3                 # per configuration, interleaved round-robin; CI spans them (stats.pool)
 
 
 @dataclass

@@ -20,7 +20,8 @@ COLUMNS = [
     "latency_ms_p50_ci_high", "latency_cv", "throughput_ips", "peak_host_mem_mb", "peak_device_mem_mb",
     "size_mb", "params_m", "gmacs", "status", "status_reason", "created_at", "versions",
     # extensions
-    "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_ms_device_p50",
+    "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
+    "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
 ]
 

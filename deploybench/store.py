@@ -13,7 +13,8 @@ from .io import atomic_path
 from .records import COLUMNS
 
 KEY = ("run_id", "artifact", "runtime", "precision", "batch_size", "threads", "device_fingerprint")
-_INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "image_size", "noisy"}
+_INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "latency_executions", "image_size",
+            "noisy"}
 _TEXT = {"run_id", "backbone", "dataset", "domain", "artifact", "format", "runtime", "precision", "device",
          "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name",
          "accuracy_flag"}

@@ -63,6 +63,7 @@ def test_rows_complete_and_sensible(bench_rows, exported_run):
         assert r["latency_ms_p50_ci_low"] <= r["latency_ms_p50"] <= r["latency_ms_p50_ci_high"]
         assert r["throughput_ips"] > 0 and r["peak_host_mem_mb"] > 0 and r["size_mb"] > 0
         assert r["latency_count"] >= cfg.bench.latency.min_iters or r["latency_count"] >= 5
+        assert r["latency_executions"] == cfg.bench.latency.executions == 3
         assert r["scenario"] == ("single-stream" if r["batch_size"] == 1 else "offline")
         assert r["params_m"] > 0 and r["gmacs"] > 0 and r["created_at"].endswith("+00:00")
         assert r["top1_delta_vs_torch_fp32"] is not None
@@ -123,6 +124,52 @@ def test_worker_crash_becomes_failed_row(exported_run, tmp_path):
     assert len(rows) == 1 and rows[0]["status"] == "failed"
     assert "onnx" in rows[0]["status_reason"].lower() or "protobuf" in rows[0]["status_reason"].lower()
     assert rows[0]["latency_ms_p50"] is None and list(rows[0]) == COLUMNS
+
+
+def _worker(exported_run, tmp_path, executions_timeout_s=120.0):
+    """A real worker process for the fp32 ONNX artifact at batch 1, with accuracy on 20 test images."""
+    import numpy as np
+
+    from deploybench.bench.stage import _Ctx, _ProcessWorker
+
+    cfg, run = exported_run
+    size = cfg.datasets[0].image_size
+    x = np.random.default_rng(0).standard_normal((20, 3, size, size)).astype(np.float32)
+    np.save(tmp_path / "inputs.npy", x[:1])
+    np.save(tmp_path / "acc_x.npy", x)
+    np.save(tmp_path / "acc_y.npy", np.zeros(20, dtype=np.int64))
+    ctx = _Ctx(tmp_path, cfg.bench, "cpu", fingerprint(), 1, set(), tmp_path, True, executions_timeout_s)
+    art = {"path": str(run.engine_dir(cfg.root) / "model.fp32.onnx"), "format": "onnx", "precision": "fp32",
+           "run_id": run.run_id, "parity": None}
+    spec = {"artifact": art, "meta": {}, "runtime": "onnxruntime-cpu", "threads": 1, "batch_size": 1,
+            "latency": dataclasses.asdict(cfg.bench.latency), "inputs": str(tmp_path / "inputs.npy"),
+            "accuracy": {"x": str(tmp_path / "acc_x.npy"), "y": str(tmp_path / "acc_y.npy")}, "options": {}}
+    return _ProcessWorker(spec, ctx, "w")
+
+
+def test_worker_process_serves_several_executions(exported_run, tmp_path):
+    w = _worker(exported_run, tmp_path)
+    try:
+        first, second = w.execute(), w.execute()
+    finally:
+        w.close()
+    assert first["status"] == second["status"] == "ok" and (first["execution"], second["execution"]) == (0, 1)
+    assert first["peak_host_mem_mb"] > 10 and first["accuracy_images"] == 20 and first["load_s"] > 0
+    assert "peak_host_mem_mb" not in second and "top1" not in second         # memory and accuracy once
+    assert len(second["latency"]["samples"]) == second["latency"]["summary"]["count"]
+    assert w.proc.returncode == 0                                            # EOF on stdin ends it cleanly
+
+
+def test_worker_killed_between_executions_is_a_failure_with_reason(exported_run, tmp_path):
+    w = _worker(exported_run, tmp_path)
+    try:
+        assert w.execute()["status"] == "ok"
+        w.proc.kill()
+        w.proc.wait()
+        out = w.execute()
+    finally:
+        w.close()
+    assert out["status"] == "failed" and "worker exited with code -9" in out["reason"]
 
 
 def test_worker_timeout_becomes_failed_row(exported_run, tmp_path):

@@ -186,6 +186,7 @@ def test_write_report_from_store(tmp_path, rows):
                     "## Devices side by side", "edge box"):
         assert section in md, section
     assert "| # | backbone | pretrained | runtime |" in md
+    assert "| dataset | fraction | backbone | runtime | artifact | precision |" in md   # side by side keys on artifact
     assert md.count("★") >= 8 and "no CUDA device" in md and "unsupported layer" in md
     assert re.search(r"top-1 -1\.\d\d pt vs torch fp32", md) and "noisy latency (CV 0.31)" in md
     assert re.search(r"\| \d\d\.\d\d ± \d\.\d\d \|", md)

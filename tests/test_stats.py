@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from deploybench.bench.latency import measure
-from deploybench.bench.stats import StopRule, is_noisy, median_ci, median_ci_ranks, summarize
+from deploybench.bench.latency import measure, pool_results
+from deploybench.bench.stats import StopRule, is_noisy, median_ci, median_ci_ranks, pool, summarize, t975
 from deploybench.config import LatencyConfig
 
 
@@ -95,3 +95,38 @@ def test_measure_times_a_real_callable():
     assert res.throughput_ips == pytest.approx(4 / (s.mean / 1e3))   # total images / total timed time
     assert res.device_p50_ms == 0.5 and res.scenario == "offline"
     assert res.timed_s >= s.count * s.mean / 1e3
+
+
+def test_pool_single_execution_is_summarize():
+    x = np.random.default_rng(3).gamma(4.0, 0.5, size=400)
+    assert pool([x]).as_dict() == summarize(x).as_dict()
+
+
+def test_pool_ci_spans_execution_drift():
+    """Three executions at 9, 10 and 11 ms (a drifting machine): each alone has a tight binomial CI, the pooled
+    CI is mean +- t(2) * sd / sqrt(3) = 10 +- 4.303 * 1 / 1.732 and so covers every execution's median."""
+    rng = np.random.default_rng(4)
+    execs = [m + rng.normal(0, 0.02, 2000) for m in (9.0, 10.0, 11.0)]
+    tight = summarize(execs[0])
+    assert tight.ci_high - tight.ci_low < 0.01
+    s = pool(execs)
+    assert s.count == 6000 and s.ci_low == pytest.approx(10 - 4.303 / 3**0.5, abs=0.01)
+    assert s.ci_high == pytest.approx(10 + 4.303 / 3**0.5, abs=0.01)
+    assert all(s.ci_low <= np.median(e) <= s.ci_high for e in execs)
+    # identical executions: the t-interval collapses and the binomial CI of the pooled samples remains
+    same = pool([execs[1], execs[1]])
+    assert same.ci_low == pytest.approx(summarize(np.concatenate([execs[1]] * 2)).ci_low)
+    assert t975(2) == 4.303 and t975(1000) == 1.96
+    with pytest.raises(ValueError):
+        pool([[], []])
+
+
+def test_pool_results_merges_execution_records():
+    cfg = LatencyConfig(warmup_iters=1, warmup_s=0.0, min_iters=20, min_duration_s=0.0, max_duration_s=1.0,
+                        ci_rel_width=1.0)
+    parts = [measure(lambda: sum(range(2000)), cfg, batch_size=2).as_dict() for _ in range(3)]
+    rec = pool_results(parts, noisy_cv=10.0)
+    assert rec["executions"] == 3 and rec["summary"]["count"] == sum(len(p["samples"]) for p in parts)
+    assert rec["execution_p50s"] == [p["summary"]["p50"] for p in parts]
+    assert rec["throughput_ips"] == pytest.approx(2 / (rec["summary"]["mean"] / 1e3))
+    assert rec["device_p50_ms"] is None and rec["noisy"] is False and rec["scenario"] == "offline"

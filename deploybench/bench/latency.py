@@ -3,7 +3,8 @@
 Scenarios: batch 1 is single-stream latency; batch N > 1 is offline throughput. `throughput_ips` is
 total images / total timed time = N * count / sum(per-call latencies) (= N / mean latency; the harness's own
 bookkeeping between calls is excluded). Per-call device time (CUDA events, from `runner.device_time_ms`) is
-collected alongside when a `device_time` callable is given.
+collected alongside when a `device_time` callable is given. `pool_results` merges several executions of one
+configuration (see stats.pool) into the record a result row is filled from.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..config import LatencyConfig
-from .stats import StopRule, Summary, is_noisy, summarize
+from .stats import StopRule, Summary, is_noisy, pool, summarize
 
 
 @dataclass
@@ -27,6 +28,8 @@ class LatencyResult:
     stop_reason: str                  # "ci" | "max_duration"
     warmup_iters: int
     timed_s: float                    # wall time of the timed phase
+    samples: list                     # per-call latency (ms), kept so executions can be pooled
+    device_samples: list              # per-call device time (ms); empty when not measured
 
     @property
     def scenario(self) -> str:
@@ -70,4 +73,17 @@ def measure(fn: Callable[[], object], cfg: LatencyConfig, device_time: Optional[
     return LatencyResult(
         summary=summary, batch_size=batch_size, throughput_ips=batch_size * summary.count / (total_ms / 1e3),
         device_p50_ms=float(np.percentile(dev, 50)) if dev else None, noisy=is_noisy(summary, cfg.noisy_cv),
-        stop_reason=rule.reason, warmup_iters=warm, timed_s=timed_s)
+        stop_reason=rule.reason, warmup_iters=warm, timed_s=timed_s, samples=rule.samples, device_samples=dev)
+
+
+def pool_results(parts: list[dict], noisy_cv: float) -> dict:
+    """One latency record from several executions (`LatencyResult.as_dict()`s) of the same configuration."""
+    summary = pool([p["samples"] for p in parts])
+    bs = int(parts[0]["batch_size"])
+    dev = [d for p in parts for d in p["device_samples"]]
+    total_ms = sum(sum(p["samples"]) for p in parts)
+    return {"summary": summary.as_dict(), "batch_size": bs, "scenario": parts[0]["scenario"],
+            "throughput_ips": bs * summary.count / (total_ms / 1e3),
+            "device_p50_ms": float(np.percentile(dev, 50)) if dev else None, "noisy": is_noisy(summary, noisy_cv),
+            "executions": len(parts), "execution_p50s": [p["summary"]["p50"] for p in parts],
+            "stop_reasons": [p["stop_reason"] for p in parts], "timed_s": sum(p["timed_s"] for p in parts)}

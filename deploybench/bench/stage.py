@@ -1,7 +1,11 @@
-"""Bench stage: every artifact x runtime x batch size of a run, each measured in a fresh worker process.
+"""Bench stage: every artifact x runtime x batch size of a run, each measured by its own fresh worker process.
 
-Workers run one at a time (nothing else concurrently), with an arg list, OMP_NUM_THREADS and a timeout; a
-crash or timeout becomes a `failed` row carrying the reason (the worker's own error, else the stderr tail).
+Per runtime, every configuration gets `latency.executions` executions in round-robin rounds (A B C, A B C, ...):
+its worker starts in round 1 (load, first execution, memory, accuracy), then waits, blocked and idle, for its
+turn in the next rounds; the rows pool the executions (stats.pool). Only one worker computes at a time, with an
+arg list, OMP_NUM_THREADS and a timeout per execution; a crash or timeout becomes a `failed` row carrying the
+reason (the worker's own error, else the stderr tail). Idle workers keep their model loaded: on a target short
+of memory, set `executions: 1` (one execution per process, nothing kept alive).
 Accuracy is computed once per artifact x runtime, in the first worker of that pair (batch sizes run largest
 first), through that worker's runner at its batch size, and reused for the pair's other batch-size rows.
 Resume: configurations whose key (store.KEY without precision, which the artifact and runtime determine) is in
@@ -12,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import select
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -26,6 +32,7 @@ from ..errors import DeployBenchError
 from ..io import read_json, write_json
 from ..records import COLUMNS, Artifact, RunSpec
 from . import device as dev
+from .latency import pool_results
 from .probe import device_peak, efficiency
 
 GPU_RUNTIMES = ("onnxruntime-cuda", "onnxruntime-trt", "tensorrt")
@@ -85,86 +92,189 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
     return row
 
 
-def _spawn(spec: dict, ctx: _Ctx, tag: str) -> dict:
-    """Run one worker; its OUT.json, or a failed result with the reason."""
-    spec_path, out_path = ctx.workdir / f"{tag}.spec.json", ctx.workdir / f"{tag}.out.json"
-    write_json(spec_path, spec)
-    if not ctx.cfg.fresh_process:
-        from .worker import run
+class _ProcessWorker:
+    """A fresh worker process serving one configuration (see worker.py); `execute()` -> OUT dict, never raises."""
+
+    def __init__(self, spec: dict, ctx: _Ctx, tag: str):
+        self.ctx, self.tag, self.n = ctx, tag, 0
+        spec_path = ctx.workdir / f"{tag}.spec.json"
+        write_json(spec_path, spec)
+        env = dict(os.environ, OMP_NUM_THREADS=str(ctx.threads))
+        pkg_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+        self.stderr = open(ctx.workdir / f"{tag}.stderr", "w+b")
+        self.proc = subprocess.Popen([sys.executable, "-m", "deploybench.bench.worker", str(spec_path)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+
+    def _tail(self) -> str:
+        self.stderr.flush()
+        self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, self.stderr.tell() - STDERR_TAIL))
+        return self.stderr.read().decode(errors="replace").strip()
+
+    def execute(self) -> dict:
+        out_path = self.ctx.workdir / f"{self.tag}.{self.n}.out.json"
+        self.n += 1
         try:
-            return run(spec)
-        except Exception as e:  # same contract as the worker process: the error becomes a failed row
-            return {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
-    env = dict(os.environ, OMP_NUM_THREADS=str(ctx.threads))
-    pkg_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-    args = [sys.executable, "-m", "deploybench.bench.worker", str(spec_path), str(out_path)]
-    try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=ctx.timeout_s, env=env)
-    except subprocess.TimeoutExpired as e:
-        tail = (e.stderr or b"")[-STDERR_TAIL:]
-        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
-        return {"status": "failed", "reason": f"worker timed out after {ctx.timeout_s:.0f} s; {tail.strip()}"}
-    out = read_json(out_path)
-    if proc.returncode == 0 and isinstance(out, dict) and out.get("status") == "ok":
-        return out
-    reason = out.get("reason") if isinstance(out, dict) and out.get("reason") else \
-        f"worker exited with code {proc.returncode}: {proc.stderr[-STDERR_TAIL:].strip()}"
-    return {"status": "failed", "reason": reason}
+            self.proc.stdin.write(f"{out_path}\n".encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass    # the worker is gone; its exit code and stderr say why below
+        answered = _wait_line(self.proc.stdout.fileno(), self.ctx.timeout_s)
+        if answered is None:
+            self.proc.kill()
+            self.proc.wait()
+            return {"status": "failed", "reason": f"worker timed out after {self.ctx.timeout_s:.0f} s; {self._tail()}"}
+        out = read_json(out_path)
+        if answered and isinstance(out, dict) and (out.get("status") == "ok" or out.get("reason")):
+            return out
+        code = self.proc.wait()
+        return {"status": "failed", "reason": f"worker exited with code {code}: {self._tail()}"}
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.stderr.close()
 
 
-def _fill(row: dict, out: dict, acc: Optional[dict], ctx: _Ctx) -> dict:
-    if out["status"] != "ok":
-        row.update(status="failed", status_reason=out["reason"])
-        return row
-    lat, s = out["latency"], out["latency"]["summary"]
-    row.update(status="ok", status_reason=None, precision=out.get("precision") or row["precision"],
+class _LocalWorker:
+    """The same contract in this process (bench.fresh_process: false): faster, but memory is not per config."""
+
+    def __init__(self, spec: dict, ctx: _Ctx, tag: str):
+        from .worker import Session, failed
+
+        self.session, self.error = Session(spec), None
+        try:
+            self.session.__enter__()
+        except Exception as e:
+            self.error = failed(e)
+        self._failed = failed
+
+    def execute(self) -> dict:
+        if self.error:
+            return self.error
+        try:
+            return self.session.execute()
+        except Exception as e:
+            return self._failed(e)
+
+    def close(self) -> None:
+        self.session.__exit__(None, None, None)
+
+
+def _wait_line(fd: int, timeout_s: float) -> Optional[bool]:
+    """Wait for one newline on `fd`: True when it came, False at EOF (the process ended), None on timeout."""
+    deadline, buf = time.monotonic() + timeout_s, b""
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return False
+        buf += chunk
+    return True
+
+
+def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
+    """Row from the executions of one configuration: latency pooled (stats.pool), memory from the first."""
+    lat = pool_results([o["latency"] for o in outs], ctx.cfg.latency.noisy_cv)
+    s, first = lat["summary"], outs[0]
+    row.update(status="ok", status_reason=None, precision=first.get("precision") or row["precision"],
                latency_ms_mean=s["mean"], latency_ms_p50=s["p50"], latency_ms_p90=s["p90"],
                latency_ms_p95=s["p95"], latency_ms_p99=s["p99"], latency_ms_p50_ci_low=s["ci_low"],
                latency_ms_p50_ci_high=s["ci_high"], latency_cv=s["cv"], latency_ms_std=s["std"],
                latency_ms_min=s["min"], latency_ms_max=s["max"], latency_count=s["count"],
-               latency_ms_device_p50=lat["device_p50_ms"], throughput_ips=lat["throughput_ips"],
-               noisy=int(lat["noisy"]), peak_host_mem_mb=out["peak_host_mem_mb"],
-               peak_device_mem_mb=out.get("peak_device_mem_mb"))
-    if acc:
-        row.update(top1=acc["top1"], top5=acc["top5"])
+               latency_executions=lat["executions"], latency_ms_device_p50=lat["device_p50_ms"],
+               throughput_ips=lat["throughput_ips"], noisy=int(lat["noisy"]),
+               peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"))
     row["efficiency"] = efficiency(row["gmacs"], row["batch_size"], s["p50"], ctx.peak(row["runtime"]),
                                    row["precision"])
     return row
 
 
-def _bench_pair(artifact: Artifact, runtime: str, meta: dict, ctx: _Ctx, batch_sizes: list[int],
-                config_name: Optional[str]) -> list[dict]:
-    """Rows for one artifact x runtime: skipped when the runtime is unavailable, else one per batch size."""
+@dataclasses.dataclass
+class _Job:
+    artifact: Artifact
+    batch_size: int
+    row: dict
+    outs: list = dataclasses.field(default_factory=list)
+    error: Optional[str] = None
+    worker: object = None
+
+
+def _spec(job: _Job, runtime: str, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
+    return {"artifact": dataclasses.asdict(job.artifact) | {"parity": None}, "meta": meta, "runtime": runtime,
+            "threads": ctx.cfg.threads, "batch_size": job.batch_size, "latency": dataclasses.asdict(ctx.cfg.latency),
+            "inputs": str(ctx.workdir / "inputs.npy"),
+            "accuracy": {"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy")} if accuracy else None,
+            "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and runtime == "tensorrt" else {}}
+
+
+def _execute_rounds(jobs: list[_Job], runtime: str, meta: dict, ctx: _Ctx) -> None:
+    """`latency.executions` rounds over all jobs (round-robin); a job's worker lives from its first round to its
+    last, so its executions are spread over the whole runtime's bench and meet the same machine drift."""
+    repeats = ctx.cfg.latency.executions
+    acc: dict[str, dict] = {}
+    worker_cls = _ProcessWorker if ctx.cfg.fresh_process else _LocalWorker
+    try:
+        for rnd in range(repeats):
+            for job in jobs:
+                if job.error:
+                    continue
+                if rnd == 0:
+                    want_acc = ctx.has_accuracy and job.artifact.path not in acc
+                    tag = hashlib.sha1(f"{job.artifact.path}|{runtime}|{job.batch_size}".encode()).hexdigest()[:10]
+                    job.worker = worker_cls(_spec(job, runtime, meta, ctx, want_acc), ctx, tag)
+                out = job.worker.execute()
+                if out["status"] != "ok":
+                    job.error = out["reason"] if repeats == 1 else f"execution {rnd + 1} of {repeats}: {out['reason']}"
+                elif "top1" in out:
+                    acc[job.artifact.path] = {"top1": out["top1"], "top5": out["top5"]}
+                job.outs.append(out)
+                if job.error or rnd == repeats - 1:
+                    job.worker.close()
+                    job.worker = None
+    finally:
+        for job in jobs:
+            if job.worker is not None:
+                job.worker.close()
+    for job in jobs:
+        if not job.error and job.artifact.path in acc:
+            job.row.update(acc[job.artifact.path])
+
+
+def _bench_runtime(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_sizes: list[int],
+                   config_name: Optional[str]) -> list[dict]:
+    """Rows for one runtime: skipped per artifact when it is unavailable, else one per artifact x batch size."""
     from ..runtimes import get_runner
 
     ok, reason = get_runner(runtime).available()
-    if not ok:
-        row = _base_row(meta, ctx, artifact, runtime, None, config_name)
-        if _key_no_prec(row) in ctx.existing:
-            return []
-        row.update(status="skipped", status_reason=reason or f"{runtime} is not available")
-        return [row]
-    rows, acc = [], None
-    for bs in sorted(set(batch_sizes), reverse=True):
-        row = _base_row(meta, ctx, artifact, runtime, bs, config_name)
-        if _key_no_prec(row) in ctx.existing:
-            continue
-        want_acc = acc is None and ctx.has_accuracy
-        spec = {"artifact": dataclasses.asdict(artifact) | {"parity": None}, "meta": meta, "runtime": runtime,
-                "threads": ctx.cfg.threads, "batch_size": bs, "latency": dataclasses.asdict(ctx.cfg.latency),
-                "inputs": str(ctx.workdir / "inputs.npy"),
-                "accuracy": {"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy")}
-                if want_acc else None,
-                "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and runtime == "tensorrt" else {}}
-        tag = hashlib.sha1(f"{artifact.path}|{runtime}|{bs}".encode()).hexdigest()[:10]
-        out = _spawn(spec, ctx, tag)
-        if want_acc and out["status"] == "ok":
-            acc = {"top1": out["top1"], "top5": out["top5"]}
-        rows.append(_fill(row, out, acc, ctx))
-    for r in rows:   # rows measured before accuracy was known (largest batch failed) get it too
-        if acc and r["status"] == "ok" and r["top1"] is None:
-            r.update(acc)
+    rows, jobs = [], []
+    for art in artifacts:
+        for bs in sorted(set(batch_sizes), reverse=True) if ok else [None]:
+            row = _base_row(meta, ctx, art, runtime, bs, config_name)
+            if _key_no_prec(row) in ctx.existing:
+                continue
+            if not ok:
+                rows.append(row | {"status": "skipped", "status_reason": reason or f"{runtime} is not available"})
+            else:
+                jobs.append(_Job(art, bs, row))
+    _execute_rounds(jobs, runtime, meta, ctx)
+    for job in jobs:
+        if job.error:
+            rows.append(job.row | {"status": "failed", "status_reason": job.error})
+        else:
+            rows.append(_fill(job.row, job.outs, ctx))
     return rows
 
 
@@ -188,6 +298,8 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
     batch_sizes = list(batch_sizes or cfg.batch_sizes)
     if not batch_sizes or min(batch_sizes) < 1:
         raise DeployBenchError(f"bench.batch_sizes: {batch_sizes} must be a non-empty list of integers >= 1")
+    if cfg.latency.executions < 1:
+        raise DeployBenchError(f"bench.latency.executions: {cfg.latency.executions} must be an integer >= 1")
     timeout = timeout_s or 900 + 3 * cfg.latency.max_duration_s
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="deploybench-bench-") as tmp:
@@ -200,8 +312,7 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
                    {(k[0], k[1], k[2], k[4], k[5], k[6]) for k in existing}, tmpdir, data[1] is not None, timeout)
         for rt in runtimes or cfg.runtimes:
             arts = [a for a in artifacts if runner_supports(rt, a)[0]]
-            for art in arts:
-                rows += _bench_pair(art, rt, meta, ctx, batch_sizes, config_name)
+            rows += _bench_runtime(arts, rt, meta, ctx, batch_sizes, config_name)
             if not arts:
                 rows += _no_artifact(rt, meta, ctx, config_name)
     return _finish(rows)

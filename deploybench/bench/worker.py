@@ -1,21 +1,26 @@
-"""One configuration (artifact x runtime x batch size) measured in a fresh process.
+"""One configuration (artifact x runtime x batch size) in a fresh process, measured in one or more executions.
 
-    python -m deploybench.bench.worker SPEC.json OUT.json
+    python -m deploybench.bench.worker SPEC.json
 
 SPEC: {"artifact": {path, format, precision, run_id}, "meta": {...}, "runtime", "threads", "batch_size",
 "latency": LatencyConfig fields, "inputs": images.npy (real test images, tiled up to batch_size),
 "accuracy": {"x": X.npy, "y": y.npy} or null, "options": runner options}.
 
-Order inside the process: open the runner once -> warm-up + timed phase -> record peak RSS (VmHWM, see memory.py) and
-device memory -> accuracy pass through the same runner (when asked). Memory is read before the accuracy pass
-so the test split (memory-mapped) does not count toward the deployment footprint; accuracy uses the
-row's batch size. OUT.json (written atomically): {"status": "ok", "precision", "latency", "top1", "top5",
-"accuracy_images", "peak_host_mem_mb", "peak_device_mem_mb", "load_s", "seconds"} or {"status": "failed",
-"reason"} (exit code 1).
+The process opens the runner once, then serves the driver: each line on stdin is an OUT.json path; the worker
+runs one execution (warm-up + timed phase), writes OUT.json there atomically and answers "done" on its control
+channel (the original stdout; fd 1 is pointed at stderr so that runtime libraries cannot write into it). EOF on
+stdin, or a failed execution, ends it. Between executions the process sits blocked on stdin while the driver
+measures other configurations (stage.py interleaves them). The first execution also records peak RSS (VmHWM, see
+memory.py) and device memory, read before the accuracy pass so the test split (memory-mapped) does not count
+toward the deployment footprint, and then runs accuracy through the same runner at the row's batch size.
+OUT.json: {"status": "ok", "execution", "precision", "latency" (LatencyResult.as_dict, samples included),
+"seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "top1", "top5",
+"accuracy_images"} or {"status": "failed", "reason"}.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -28,56 +33,109 @@ def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([images] * reps)[:batch_size], dtype=np.float32)
 
 
-def run(spec: dict) -> dict:
-    from ..config import LatencyConfig
-    from ..records import Artifact
-    from ..runtimes import get_runner
-    from .accuracy import evaluate
-    from .latency import measure
-    from .memory import device_mem_mb, peak_host_mem_mb
+def failed(e: BaseException) -> dict:
+    return {"status": "failed", "reason": f"{type(e).__name__}: {e}".strip()[:2000]}
 
-    start = time.perf_counter()
-    threads, bs = spec.get("threads"), int(spec["batch_size"])
-    if threads and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(threads))
-    batch = _batch(np.load(spec["inputs"]), bs)
-    cls = get_runner(spec["runtime"])
-    out: dict = {"status": "ok"}
-    with cls(Artifact(**spec["artifact"]), spec["meta"], threads=threads, **(spec.get("options") or {})) as runner:
-        out["load_s"] = round(time.perf_counter() - start, 3)
-        logits = np.asarray(runner.infer(batch))
+
+class Session:
+    """The configuration of one spec, runner open: `with Session(spec) as s: s.execute(); s.execute()`."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.executions = 0
+        self.runner = None
+
+    def __enter__(self) -> "Session":
+        from ..records import Artifact
+        from ..runtimes import get_runner
+
+        start = time.perf_counter()
+        spec, bs = self.spec, int(self.spec["batch_size"])
+        threads = spec.get("threads")
+        if threads and "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(int(threads))
+        self.batch = _batch(np.load(spec["inputs"]), bs)
+        cls = get_runner(spec["runtime"])
+        self.runner = cls(Artifact(**spec["artifact"]), spec["meta"], threads=threads, **(spec.get("options") or {}))
+        self.runner.__enter__()
+        logits = np.asarray(self.runner.infer(self.batch))
         if logits.ndim != 2 or logits.shape[0] != bs:
             raise RuntimeError(f"runner returned shape {logits.shape} for a batch of {bs}; expected ({bs}, classes)")
-        res = measure(lambda: runner.infer(batch), LatencyConfig(**spec["latency"]),
+        self.load_s = round(time.perf_counter() - start, 3)
+        return self
+
+    def execute(self) -> dict:
+        """One execution: latency (+ memory and accuracy on the first)."""
+        from ..config import LatencyConfig
+        from .accuracy import evaluate
+        from .latency import measure
+        from .memory import device_mem_mb, peak_host_mem_mb
+
+        start, runner, bs = time.perf_counter(), self.runner, int(self.spec["batch_size"])
+        res = measure(lambda: runner.infer(self.batch), LatencyConfig(**self.spec["latency"]),
                       device_time=lambda: runner.device_time_ms, batch_size=bs)
-        out["latency"] = res.as_dict()
-        out["peak_host_mem_mb"] = round(peak_host_mem_mb(), 1)
-        out["peak_device_mem_mb"] = device_mem_mb()
-        out["precision"] = runner.precision
-        acc = spec.get("accuracy")
-        if acc:
-            X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
-            out["top1"], out["top5"] = evaluate(runner, X, y, bs)
-            out["accuracy_images"] = int(len(y))
-    out["seconds"] = round(time.perf_counter() - start, 3)
-    return out
+        out = {"status": "ok", "execution": self.executions, "precision": runner.precision, "latency": res.as_dict()}
+        if self.executions == 0:
+            out.update(load_s=self.load_s, peak_host_mem_mb=round(peak_host_mem_mb(), 1),
+                       peak_device_mem_mb=device_mem_mb())
+            acc = self.spec.get("accuracy")
+            if acc:
+                X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
+                out["top1"], out["top5"] = evaluate(runner, X, y, bs)
+                out["accuracy_images"] = int(len(y))
+        self.executions += 1
+        out["seconds"] = round(time.perf_counter() - start, 3)
+        return out
+
+    def __exit__(self, *exc) -> None:
+        if self.runner is not None:
+            self.runner.__exit__(*exc)
+            self.runner = None
+
+
+def serve(spec: dict, requests, control) -> int:
+    """Answer each OUT path read from `requests` with one execution; 0 when every execution succeeded."""
+    from ..io import write_json
+
+    session, code = Session(spec), 0
+    try:
+        session.__enter__()
+        setup_error = None
+    except Exception as e:  # a runner that cannot load answers every request with the reason
+        traceback.print_exc()
+        setup_error = failed(e)
+    try:
+        for line in requests:
+            path = line.strip()
+            if not path:
+                continue
+            out = setup_error
+            if out is None:
+                try:
+                    out = session.execute()
+                except Exception as e:  # any runtime error becomes a failed row with its reason
+                    traceback.print_exc()
+                    out = failed(e)
+            write_json(path, out)
+            control.write("done\n")
+            control.flush()
+            if out["status"] != "ok":
+                code = 1
+                break
+    finally:
+        session.__exit__(None, None, None)
+    return code
 
 
 def main(argv: list[str]) -> int:
-    from ..io import write_json
-
-    if len(argv) != 2:
-        print("usage: python -m deploybench.bench.worker SPEC.json OUT.json", file=sys.stderr)
+    if len(argv) != 1:
+        print("usage: python -m deploybench.bench.worker SPEC.json  (OUT.json paths on stdin)", file=sys.stderr)
         return 2
+    control = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     with open(argv[0]) as f:
         spec = json.load(f)
-    try:
-        out, code = run(spec), 0
-    except Exception as e:  # any runtime error becomes a failed row with its reason
-        traceback.print_exc()
-        out, code = {"status": "failed", "reason": f"{type(e).__name__}: {e}".strip()[:2000]}, 1
-    write_json(argv[1], out)
-    return code
+    return serve(spec, sys.stdin, control)
 
 
 if __name__ == "__main__":

@@ -170,9 +170,10 @@ def _side_by_side(rows: list[dict], devs: dict) -> Optional[str]:
         return None
     cells: dict[tuple, dict] = {}
     for c in configs(rows):
-        cells.setdefault((c["dataset"], c["fraction"], backbone_label(c), c["runtime"], c["precision"]), {})[
-            c["device_fingerprint"]] = c
-    head = ["dataset", "fraction", "backbone", "runtime", "precision"] + [f"{n} p50 ms / top-1" for n in devs.values()]
+        key = (c["dataset"], c["fraction"], backbone_label(c), c["runtime"], c["artifact"], c["precision"])
+        cells.setdefault(key, {})[c["device_fingerprint"]] = c
+    head = ["dataset", "fraction", "backbone", "runtime", "artifact", "precision"] + \
+        [f"{n} p50 ms / top-1" for n in devs.values()]
     body = [[*map(lambda x: f"{x:g}" if isinstance(x, float) else x, k)] +
             [f"{_g(v[fp].get('latency_ms_p50'))} / {_f(v[fp].get('top1_mean'))}" if fp in v else "–" for fp in devs]
             for k, v in sorted(cells.items(), key=lambda kv: tuple(map(str, kv[0])))]
