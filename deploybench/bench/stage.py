@@ -1,8 +1,8 @@
 """Bench stage: every artifact x runtime x batch size of a run, each measured by its own fresh worker process.
 
-Per runtime, every configuration gets `latency.executions` executions in round-robin rounds (A B C, A B C, ...):
-its worker starts in round 1 (load, first execution, memory, accuracy), then waits, blocked and idle, for its
-turn in the next rounds; the rows pool the executions (stats.pool). Only one worker computes at a time, with an
+Every configuration of the call (all runtimes) gets `latency.executions` executions in round-robin rounds
+(A B C, A B C, ...): its worker starts in round 1 (load, first execution, memory, accuracy), then waits, blocked
+and idle, for its turn in the next rounds; the rows pool the executions (stats.pool). Only one worker computes at a time, with an
 arg list, OMP_NUM_THREADS and a timeout per execution; a crash or timeout becomes a `failed` row carrying the
 reason (the worker's own error, else the stderr tail). Idle workers keep their model loaded: on a target short
 of memory, set `executions: 1` (one execution per process, nothing kept alive).
@@ -204,7 +204,9 @@ def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
 
 @dataclasses.dataclass
 class _Job:
+    """One configuration to measure; `row` is filled in place once its executions are done."""
     artifact: Artifact
+    runtime: str
     batch_size: int
     row: dict
     outs: list = dataclasses.field(default_factory=list)
@@ -212,34 +214,34 @@ class _Job:
     worker: object = None
 
 
-def _spec(job: _Job, runtime: str, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
-    return {"artifact": dataclasses.asdict(job.artifact) | {"parity": None}, "meta": meta, "runtime": runtime,
+def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
+    return {"artifact": dataclasses.asdict(job.artifact) | {"parity": None}, "meta": meta, "runtime": job.runtime,
             "threads": ctx.cfg.threads, "batch_size": job.batch_size, "latency": dataclasses.asdict(ctx.cfg.latency),
             "inputs": str(ctx.workdir / "inputs.npy"),
             "accuracy": {"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy")} if accuracy else None,
-            "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and runtime == "tensorrt" else {}}
+            "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and job.runtime == "tensorrt" else {}}
 
 
-def _execute_rounds(jobs: list[_Job], runtime: str, meta: dict, ctx: _Ctx) -> None:
+def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
     """`latency.executions` rounds over all jobs (round-robin); a job's worker lives from its first round to its
-    last, so its executions are spread over the whole runtime's bench and meet the same machine drift."""
+    last, so its executions are spread over the whole bench call and meet the same machine drift as the others."""
     repeats = ctx.cfg.latency.executions
-    acc: dict[str, dict] = {}
+    acc: dict[tuple, dict] = {}
     worker_cls = _ProcessWorker if ctx.cfg.fresh_process else _LocalWorker
     try:
         for rnd in range(repeats):
             for job in jobs:
                 if job.error:
                     continue
+                pair = (job.artifact.path, job.runtime)
                 if rnd == 0:
-                    want_acc = ctx.has_accuracy and job.artifact.path not in acc
-                    tag = hashlib.sha1(f"{job.artifact.path}|{runtime}|{job.batch_size}".encode()).hexdigest()[:10]
-                    job.worker = worker_cls(_spec(job, runtime, meta, ctx, want_acc), ctx, tag)
+                    tag = hashlib.sha1(f"{job.artifact.path}|{job.runtime}|{job.batch_size}".encode()).hexdigest()[:10]
+                    job.worker = worker_cls(_spec(job, meta, ctx, ctx.has_accuracy and pair not in acc), ctx, tag)
                 out = job.worker.execute()
                 if out["status"] != "ok":
                     job.error = out["reason"] if repeats == 1 else f"execution {rnd + 1} of {repeats}: {out['reason']}"
                 elif "top1" in out:
-                    acc[job.artifact.path] = {"top1": out["top1"], "top5": out["top5"]}
+                    acc[pair] = {"top1": out["top1"], "top5": out["top5"]}
                 job.outs.append(out)
                 if job.error or rnd == repeats - 1:
                     job.worker.close()
@@ -249,13 +251,17 @@ def _execute_rounds(jobs: list[_Job], runtime: str, meta: dict, ctx: _Ctx) -> No
             if job.worker is not None:
                 job.worker.close()
     for job in jobs:
-        if not job.error and job.artifact.path in acc:
-            job.row.update(acc[job.artifact.path])
+        if job.error:
+            job.row.update(status="failed", status_reason=job.error)
+            continue
+        _fill(job.row, job.outs, ctx)
+        job.row.update(acc.get((job.artifact.path, job.runtime), {}))
 
 
-def _bench_runtime(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_sizes: list[int],
-                   config_name: Optional[str]) -> list[dict]:
-    """Rows for one runtime: skipped per artifact when it is unavailable, else one per artifact x batch size."""
+def _plan(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_sizes: list[int],
+          config_name: Optional[str]) -> tuple[list[dict], list[_Job]]:
+    """Rows for one runtime (skipped per artifact when it is unavailable, else one per artifact x batch size,
+    largest batch first) and the jobs that will fill them."""
     from ..runtimes import get_runner
 
     ok, reason = get_runner(runtime).available()
@@ -266,16 +272,11 @@ def _bench_runtime(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ct
             if _key_no_prec(row) in ctx.existing:
                 continue
             if not ok:
-                rows.append(row | {"status": "skipped", "status_reason": reason or f"{runtime} is not available"})
+                row.update(status="skipped", status_reason=reason or f"{runtime} is not available")
             else:
-                jobs.append(_Job(art, bs, row))
-    _execute_rounds(jobs, runtime, meta, ctx)
-    for job in jobs:
-        if job.error:
-            rows.append(job.row | {"status": "failed", "status_reason": job.error})
-        else:
-            rows.append(_fill(job.row, job.outs, ctx))
-    return rows
+                jobs.append(_Job(art, runtime, bs, row))
+            rows.append(row)
+    return rows, jobs
 
 
 def _finish(rows: list[dict]) -> list[dict]:
@@ -310,11 +311,13 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
             np.save(tmpdir / "acc_y.npy", np.asarray(data[2], dtype=np.int64))
         ctx = _Ctx(Path(root), cfg, dev.device_name(device), dev.fingerprint(device), threads,
                    {(k[0], k[1], k[2], k[4], k[5], k[6]) for k in existing}, tmpdir, data[1] is not None, timeout)
+        jobs: list[_Job] = []
         for rt in runtimes or cfg.runtimes:
             arts = [a for a in artifacts if runner_supports(rt, a)[0]]
-            rows += _bench_runtime(arts, rt, meta, ctx, batch_sizes, config_name)
-            if not arts:
-                rows += _no_artifact(rt, meta, ctx, config_name)
+            rt_rows, rt_jobs = _plan(arts, rt, meta, ctx, batch_sizes, config_name)
+            rows += rt_rows if arts else _no_artifact(rt, meta, ctx, config_name)
+            jobs += rt_jobs
+        _execute_rounds(jobs, meta, ctx)
     return _finish(rows)
 
 

@@ -35,7 +35,9 @@ class TorchRunner(Runner):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            return self.model(torch.from_numpy(as_batch(batch))).float().numpy()
+            x = as_batch(batch)
+            x = x if x.flags.writeable else x.copy()     # torch.from_numpy warns on read-only (memory-mapped) arrays
+            return self.model(torch.from_numpy(x)).float().numpy()
 
     def __exit__(self, *exc) -> None:
         self.model = None
