@@ -5,8 +5,9 @@ For each registry backbone (random init, exported here to ONNX at --image-size, 
   ORT       bare `session.run` loop on its own session   vs  OrtCpuRunner + bench.latency.measure
   OpenVINO  `benchmark_app -d CPU -hint none -api sync -nireq 1 -nstreams 1 -nthreads T -infer_precision f32`
             (its "Median:" line)                        vs  OpenVinoRunner + bench.latency.measure
-  repeat    the full bench path (`bench_model`: one fresh worker process per run, default stop rule) run
-            --repeats times per runtime: spread of the p50s against the CIs those runs reported.
+  repeat    the full bench path (`bench_model` with the default LatencyConfig: fresh workers, 3 executions per
+            configuration interleaved across both runtimes) run --repeats times: spread of the p50s against
+            the CIs those runs reported.
 
 A shared VM drifts by more than the effect we look for (seen here: a bare loop alone moving 19 -> 23 ms between
 rounds), so the two sides are never compared across a long gap. They run in short blocks in ABBA order
@@ -128,7 +129,7 @@ def compare(path: Path, size: int, threads: int, seconds: float, pairs: int) -> 
 
 
 def repeat(path: Path, size: int, threads: int, repeats: int, root: Path) -> dict:
-    """`repeats` full bench runs (fresh worker per runtime, default LatencyConfig); p50 and CI of each."""
+    """`repeats` full bench calls (default LatencyConfig); p50, CI and sample count of each row."""
     cfg = BenchConfig(runtimes=["onnxruntime-cpu", "openvino"], batch_sizes=[1], threads=threads)
     out: dict = {"onnxruntime-cpu": [], "openvino": []}
     for _ in range(repeats):
@@ -184,7 +185,8 @@ def main() -> None:
             ref, ours = cmp[key]
             print(f"  {name} {key}: " + "  ".join(f"{p:.3f}/{q:.3f}" for p, q in zip(ref, ours)))
     if any(rep for _, _, rep in results):
-        print(f"\nrepeat: {a.repeats} full bench runs (fresh worker each, default stop rule: CI of p50 within +-1 %)")
+        print(f"\nrepeat: {a.repeats} full bench calls (default LatencyConfig: {LatencyConfig().executions} executions "
+              "per configuration, interleaved; each stops when its CI is within +-1 % or after 10 s)")
         hdr = f"{'model':<20}{'runtime':<17}{'p50 per run (ms)':<44}{'spread':>9}{'CI +-':>10}{'inside':>11}"
         print(hdr + "\n" + "-" * len(hdr))
         for name, _, rep in results:

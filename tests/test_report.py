@@ -12,7 +12,7 @@ import pytest
 
 from deploybench.records import COLUMNS
 from deploybench.report import write_report
-from deploybench.report.aggregate import aggregate, configs, ranked, tiers
+from deploybench.report.aggregate import aggregate, configs, flags, ranked, tiers
 from deploybench.report.pareto import pareto_indices, pareto_rows
 from deploybench.report.select import select
 from deploybench.store import ResultStore
@@ -185,7 +185,8 @@ def test_write_report_from_store(tmp_path, rows):
                     "## Best / Better / Good", "## Top-1 vs data fraction", "## Best choice under constraints",
                     "## Devices side by side", "edge box"):
         assert section in md, section
-    assert "| # | backbone | pretrained | runtime |" in md
+    assert "| # | backbone | pretrained | runtime |" in md and "| p50 ms | p50 95 % CI | p99 ms |" in md
+    assert re.search(r"\| [\d.]+ \| [\d.]+–[\d.]+ \| [\d.]+ \|", md)                 # p50, its CI, p99
     assert "| dataset | fraction | backbone | runtime | artifact | precision |" in md   # side by side keys on artifact
     assert md.count("★") >= 8 and "no CUDA device" in md and "unsupported layer" in md
     assert re.search(r"top-1 -1\.\d\d pt vs torch fp32", md) and "noisy latency (CV 0.31)" in md
@@ -242,3 +243,12 @@ def test_report_on_real_bench_rows(tmp_path, exported_run):
     assert paths["plot:accuracy_vs_latency"].stat().st_size > 10_000
     sel = select(store.rows(), max_latency_ms=1e6)
     assert sel.candidates and all(c["batch_size"] == 1 for c in sel.candidates)
+
+
+def test_flags_name_each_reason():
+    base = {"latency_ms_p50": 10.0, "latency_ms_p50_ci_low": 9.5, "latency_ms_p50_ci_high": 10.5, "latency_cv": 0.05}
+    assert flags(base) == []
+    wide = flags(base | {"latency_ms_p50_ci_high": 12.0})
+    assert wide == ["p50 uncertain (95 % CI 9.5-12 ms)"]
+    many = flags(base | {"top1_delta": -3.0, "latency_cv": 0.3, "parity_top1_agree": 0.9})
+    assert many == ["top-1 -3.00 pt vs torch fp32", "noisy latency (CV 0.30)", "parity: top-1 agrees on 90.0% of images"]

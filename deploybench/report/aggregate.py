@@ -14,6 +14,7 @@ CONFIG = tuple(k for k in GROUP if k != "batch_size")
 TIERS = ("Best", "Better", "Good")
 ACC_DROP_PT = 1.0          # flag rows losing more than this many top-1 points vs torch fp32
 PARITY_MIN_AGREE = 0.99    # flag artifacts whose top-1 agrees with torch fp32 on fewer images than this
+CI_MAX_REL = 0.10          # flag a p50 whose 95 % CI reaches further than this fraction of it
 
 
 def ok_rows(rows: Iterable[dict]) -> list[dict]:
@@ -52,6 +53,8 @@ def _summary(rows: list[dict]) -> dict:
         "top1_delta": _mean(_vals(rows, "top1_delta_vs_torch_fp32")),
         "latency_ms_p50": _median(_vals(rows, "latency_ms_p50")),
         "latency_ms_p99": _median(_vals(rows, "latency_ms_p99")),
+        "latency_ms_p50_ci_low": min(_vals(rows, "latency_ms_p50_ci_low"), default=None),    # union over seeds
+        "latency_ms_p50_ci_high": max(_vals(rows, "latency_ms_p50_ci_high"), default=None),
         "latency_cv": max(_vals(rows, "latency_cv"), default=None),
         "throughput_ips": _median(_vals(rows, "throughput_ips")),
         "size_mb": _mean(_vals(rows, "size_mb")),
@@ -111,6 +114,9 @@ def flags(c: dict, noisy_cv: float = 0.15) -> list[str]:
     cv = c.get("latency_cv")
     if c.get("noisy") or (cv is not None and cv > noisy_cv):
         out.append(f"noisy latency (CV {cv:.2f})" if cv is not None else "noisy latency")
+    p50, lo, hi = c.get("latency_ms_p50"), c.get("latency_ms_p50_ci_low"), c.get("latency_ms_p50_ci_high")
+    if p50 and lo is not None and hi is not None and max(p50 - lo, hi - p50) > CI_MAX_REL * p50:
+        out.append(f"p50 uncertain (95 % CI {lo:.3g}-{hi:.3g} ms)")
     agree = c.get("parity_top1_agree")
     if agree is not None and agree < PARITY_MIN_AGREE:
         out.append(f"parity: top-1 agrees on {agree:.1%} of images")

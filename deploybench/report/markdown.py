@@ -44,6 +44,11 @@ def constraint_sets(cfg) -> list[tuple[str, dict]]:
     return [(c.name, {k: getattr(c, k) for k in keys}) for c in cfg.report.constraints]
 
 
+def _ci(c: dict) -> str:
+    lo, hi = c.get("latency_ms_p50_ci_low"), c.get("latency_ms_p50_ci_high")
+    return f"{_g(lo)}–{_g(hi)}" if lo is not None and hi is not None else "–"
+
+
 def _ranking(t: dict, noisy_cv: float) -> str:
     body = []
     for i, c in enumerate(t["configs"], 1):
@@ -51,14 +56,15 @@ def _ranking(t: dict, noisy_cv: float) -> str:
         mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
         body.append([i, c["backbone"], {True: "yes", False: "no"}.get(c.get("pretrained"), "?"), c["runtime"],
                      c.get("artifact") or c.get("format") or "–", c["precision"], top1_text(c), _f(c.get("top1_delta"), sign=True),
-                     _g(c.get("latency_ms_p50")), _g(c.get("latency_ms_p99")), tp, _f(c.get("size_mb")), _g(mem),
+                     _g(c.get("latency_ms_p50")), _ci(c), _g(c.get("latency_ms_p99")), tp, _f(c.get("size_mb")), _g(mem),
                      "★" if c.get("pareto") else "", "; ".join(flags(c, noisy_cv))])
-    head = ["#", "backbone", "pretrained", "runtime", "artifact", "precision", "top-1 %", "Δ pt", "p50 ms", "p99 ms",
-            "img/s", "size MB", "peak mem MB", "Pareto", "flags"]
+    head = ["#", "backbone", "pretrained", "runtime", "artifact", "precision", "top-1 %", "Δ pt", "p50 ms",
+            "p50 95 % CI", "p99 ms", "img/s", "size MB", "peak mem MB", "Pareto", "flags"]
     seeds = max(len(c["seeds"]) for c in t["configs"])
     batch = {c["latency_batch"] for c in t["configs"]}
     note = (f"*{t['dataset']}, fraction {t['fraction']:g}; top-1 mean ± std over {seeds} seed(s); latency at batch "
-            f"{', '.join(map(str, sorted(batch)))}; ★ = Pareto-optimal (top-1 vs p50) on this device.*")
+            f"{', '.join(map(str, sorted(batch)))}, its 95 % CI spanning the row's executions (and seeds); "
+            "★ = Pareto-optimal (top-1 vs p50) on this device.*")
     return f"### Ranking: {t['dataset']} (fraction {t['fraction']:g})\n\n{note}\n\n{table(head, body)}"
 
 
