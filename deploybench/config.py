@@ -74,10 +74,10 @@ class LatencyConfig:
     warmup_s: float = 0.5
     min_iters: int = 50
     min_duration_s: float = 1.0
-    max_duration_s: float = 10.0
+    max_duration_s: float = 5.0         # per execution
     ci_rel_width: float = 0.01          # stop when the 95% CI of p50 is within +-1% of p50
     noisy_cv: float = 0.15              # rows with a higher coefficient of variation are flagged
-    executions: int = 3                 # per configuration, interleaved round-robin; CI spans them (stats.pool)
+    executions: int = 5                 # per configuration, interleaved round-robin; CI spans them (stats.pool)
 
 
 @dataclass

@@ -24,7 +24,7 @@ def tiny_config_dict(workdir: Path, **over) -> dict:
         "bench": {"runtimes": ["torch", "onnxruntime-cpu"], "batch_sizes": [1, 8], "threads": 1,
                   "accuracy_images": 100,
                   "latency": {"warmup_iters": 2, "warmup_s": 0.05, "min_iters": 10, "min_duration_s": 0.1,
-                              "max_duration_s": 0.5}},
+                              "max_duration_s": 0.5, "executions": 2}},
     }
     d.update(over)
     return d
