@@ -5,6 +5,8 @@ For each registry backbone (random init, exported here to ONNX at --image-size, 
   ORT       bare `session.run` loop on its own session   vs  OrtCpuRunner + bench.latency.measure
   OpenVINO  `benchmark_app -d CPU -hint none -api sync -nireq 1 -nstreams 1 -nthreads T -infer_precision f32`
             (its "Median:" line)                        vs  OpenVinoRunner + bench.latency.measure
+  calls     call by call on ONE loaded model, alternating: the runtime's own call (`session.run`,
+            `request.infer`) vs the deploybench runner's `infer` (drift cancels call by call: runner overhead).
   repeat    the full bench path (`bench_model` with the default LatencyConfig: fresh workers, 3 executions per
             configuration interleaved across both runtimes) run --repeats times: spread of the p50s against
             the CIs those runs reported.
@@ -128,6 +130,30 @@ def compare(path: Path, size: int, threads: int, seconds: float, pairs: int) -> 
     return {"ort": ort, "ov": ov}
 
 
+def call_by_call(path: Path, size: int, threads: int, seconds: float) -> dict:
+    """p50 of the runtime's own call vs the runner's `infer`, alternating on one loaded model, per runtime."""
+    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+    art, out = Artifact(str(path), "onnx", "fp32"), {}
+    for runtime in ("onnxruntime-cpu", "openvino"):
+        with get_runner(runtime)(art, {}, threads=threads) as r:
+            if runtime == "openvino":
+                own = lambda: r.request.infer({0: x})                      # noqa: E731
+            else:
+                feed, names = {r.input_name: x}, [r.output_name]
+                own = lambda: r.session.run(names, feed)                   # noqa: E731
+            a, b, end = [], [], time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                t0 = time.perf_counter_ns()
+                own()
+                t1 = time.perf_counter_ns()
+                r.infer(x)
+                t2 = time.perf_counter_ns()
+                a.append((t1 - t0) / 1e6)
+                b.append((t2 - t1) / 1e6)
+        out[runtime] = (float(np.median(a)), float(np.median(b)))
+    return out
+
+
 def repeat(path: Path, size: int, threads: int, repeats: int, root: Path) -> dict:
     """`repeats` full bench calls (default LatencyConfig); p50, CI and sample count of each row."""
     cfg = BenchConfig(runtimes=["onnxruntime-cpu", "openvino"], batch_sizes=[1], threads=threads)
@@ -164,32 +190,42 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.models:
             path = export(name, a.image_size, Path(tmp))
-            cmp = compare(path, a.image_size, a.threads, a.seconds, a.pairs)
+            cmp = compare(path, a.image_size, a.threads, a.seconds, a.pairs) if a.pairs else {}
+            calls = call_by_call(path, a.image_size, a.threads, 4 * a.seconds)
             rep = repeat(path, a.image_size, a.threads, a.repeats, Path(tmp)) if a.repeats > 1 else {}
-            results.append((name, cmp, rep))
+            results.append((name, cmp, rep, calls))
             print(f"{name}: done", file=sys.stderr, flush=True)
 
-    print(f"\nimage {a.image_size}px, batch 1, {a.threads} thread(s); {a.pairs} ABBA pairs of {a.seconds:g} s blocks; "
-          "p50 in ms (median over pairs); ratio = median of per-pair ratios [95 % CI]")
-    hdr = f"{'model':<20}{'reference':<16}{'ref p50':>9}{'ours p50':>10}{'ratio':>8}  {'95 % CI':<16}"
+    print(f"\nimage {a.image_size}px, batch 1, {a.threads} thread(s)")
+    if a.pairs:
+        print(f"\n{a.pairs} ABBA pairs of {a.seconds:g} s blocks; p50 in ms (median over pairs); "
+              "ratio = median of per-pair ratios [95 % CI]")
+        hdr = f"{'model':<20}{'reference':<16}{'ref p50':>9}{'ours p50':>10}{'ratio':>8}  {'95 % CI':<16}"
+        print(hdr + "\n" + "-" * len(hdr))
+        for name, cmp, _, _ in results:
+            for key, label in (("ort", "ORT bare loop"), ("ov", "benchmark_app")):
+                ref, ours = cmp[key]
+                m, lo, hi = ratio_stats(ref, ours)
+                print(f"{name:<20}{label:<16}{statistics.median(ref):>9.3f}{statistics.median(ours):>10.3f}"
+                      f"{m:>8.3f}  [{lo:.3f}, {hi:.3f}]")
+        print("\nper-pair p50s (ref / ours, ms):")
+        for name, cmp, _, _ in results:
+            for key in ("ort", "ov"):
+                ref, ours = cmp[key]
+                print(f"  {name} {key}: " + "  ".join(f"{p:.3f}/{q:.3f}" for p, q in zip(ref, ours)))
+    print(f"\ncall by call, alternating on one loaded model for {4 * a.seconds:g} s (p50 ms)")
+    hdr = f"{'model':<20}{'runtime':<17}{'own call':>10}{'runner':>10}{'ratio':>8}"
     print(hdr + "\n" + "-" * len(hdr))
-    for name, cmp, _ in results:
-        for key, label in (("ort", "ORT bare loop"), ("ov", "benchmark_app")):
-            ref, ours = cmp[key]
-            m, lo, hi = ratio_stats(ref, ours)
-            print(f"{name:<20}{label:<16}{statistics.median(ref):>9.3f}{statistics.median(ours):>10.3f}"
-                  f"{m:>8.3f}  [{lo:.3f}, {hi:.3f}]")
-    print("\nper-pair p50s (ref / ours, ms):")
-    for name, cmp, _ in results:
-        for key in ("ort", "ov"):
-            ref, ours = cmp[key]
-            print(f"  {name} {key}: " + "  ".join(f"{p:.3f}/{q:.3f}" for p, q in zip(ref, ours)))
-    if any(rep for _, _, rep in results):
+    for name, _, _, calls in results:
+        for runtime, (own, ours) in calls.items():
+            print(f"{name:<20}{runtime:<17}{own:>10.3f}{ours:>10.3f}{ours / own:>8.3f}")
+    if any(rep for _, _, rep, _ in results):
         print(f"\nrepeat: {a.repeats} full bench calls (default LatencyConfig: {LatencyConfig().executions} executions "
-              "per configuration, interleaved; each stops when its CI is within +-1 % or after 10 s)")
+              "per configuration, interleaved; each stops when its CI is within +-1 % or after "
+              f"{LatencyConfig().max_duration_s:g} s)")
         hdr = f"{'model':<20}{'runtime':<17}{'p50 per run (ms)':<44}{'spread':>9}{'CI +-':>10}{'inside':>11}"
         print(hdr + "\n" + "-" * len(hdr))
-        for name, _, rep in results:
+        for name, _, rep, _ in results:
             for runtime, runs in rep.items():
                 print(spread_line(name, runtime, runs))
         print("spread = (max - min) / median of the p50s; CI +- = median half-width of the runs' 95 % CIs; "

@@ -66,21 +66,29 @@ def _reason(e: BaseException) -> str:
 
 @contextmanager
 def run_log(root: Path, run: RunSpec) -> Iterator[None]:
-    """Append the `deploybench` loggers' records to checkpoints/<run_id>/sweep.log while the block runs."""
+    """Append the `deploybench` loggers' records to checkpoints/<run_id>/sweep.log while the block runs; only
+    warnings and errors also reach stderr (some libraries configure the root logger, which would otherwise echo
+    every INFO line over the progress bar)."""
     path = run.ckpt_dir(root) / "sweep.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("deploybench")
-    old_level = logger.level
+    old_level, old_propagate = logger.level, logger.propagate
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
+    console = logging.StreamHandler()
+    console.setLevel(logging.WARNING)
     logger.addHandler(handler)
+    logger.addHandler(console)
+    logger.propagate = False
     try:
         yield
     finally:
         logger.removeHandler(handler)
+        logger.removeHandler(console)
         logger.setLevel(old_level)
+        logger.propagate = old_propagate
         handler.close()
 
 
