@@ -123,6 +123,14 @@ def flags(c: dict, noisy_cv: float = 0.15) -> list[str]:
     return out
 
 
+def p50_err(c: dict) -> tuple[float, float]:
+    """(below, above) p50 to the ends of its 95 % CI, for error bars; (0, 0) when the CI is unknown."""
+    p50, lo, hi = c.get("latency_ms_p50"), c.get("latency_ms_p50_ci_low"), c.get("latency_ms_p50_ci_high")
+    if p50 is None or lo is None or hi is None:
+        return 0.0, 0.0
+    return max(0.0, p50 - lo), max(0.0, hi - p50)
+
+
 def backbone_label(r: dict) -> str:
     return r["backbone"] if r.get("pretrained") in (True, None) else f"{r['backbone']} (scratch)"
 

@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from .aggregate import backbone_label, fraction_series, throughput_series, devices, flags, ok_rows, ranked
+from .aggregate import (backbone_label, devices, flags, fraction_series, ok_rows, p50_err, ranked,
+                        throughput_series)
 from .markdown import choices, device_title, pick_text, top1_text
 from .pareto import pareto_rows
 from .select import num
@@ -57,11 +58,16 @@ def _colors(labels) -> dict[str, str]:
     return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(sorted(set(labels)))}
 
 
+def _ci_text(c: dict) -> str:
+    lo, hi = c.get("latency_ms_p50_ci_low"), c.get("latency_ms_p50_ci_high")
+    return f"{num(lo)}–{num(hi)}" if lo is not None and hi is not None else "–"
+
+
 def _hover(c: dict) -> str:
     return (f"<b>{html.escape(backbone_label(c))}</b><br>{c['runtime']} {c['precision']} ({c.get('format')})"
             f"<br>{c['dataset']} f={c['fraction']:g}<br>top-1 {top1_text(c)} %"
             f"<br>p50 {num(c['latency_ms_p50']) if c.get('latency_ms_p50') else '–'} ms, batch {c['latency_batch']}"
-            f"<br>size {num(c['size_mb']) if c.get('size_mb') else '–'} MB")
+            f" (95 % CI {_ci_text(c)})<br>size {num(c['size_mb']) if c.get('size_mb') else '–'} MB")
 
 
 def _scatter_by_device(rows: list[dict], x: str, title: str, xtitle: str, log_x: bool) -> go.Figure:
@@ -78,8 +84,12 @@ def _scatter_by_device(rows: list[dict], x: str, title: str, xtitle: str, log_x:
             pts = [c for c in t["configs"] if c.get(x) and c.get("top1_mean") is not None]
             for bb in sorted({backbone_label(c) for c in pts}):
                 cs = [c for c in pts if backbone_label(c) == bb]
+                err = [p50_err(c) for c in cs] if x == "latency_ms_p50" else None
                 fig.add_trace(go.Scatter(
                     x=[c[x] for c in cs], y=[c["top1_mean"] for c in cs], mode="markers", name=bb, legendgroup=bb,
+                    error_x=dict(type="data", symmetric=False, array=[e[1] for e in err],
+                                 arrayminus=[e[0] for e in err], width=0, thickness=1, color=colors[bb])
+                    if err else None,
                     showlegend=bb not in seen, hovertext=[_hover(c) for c in cs], hoverinfo="text",
                     marker=dict(color=colors[bb], size=10, symbol=[SYMBOLS.get(c["precision"], "x") for c in cs],
                                 line=dict(width=[2 if c.get("pareto") and x == "latency_ms_p50" else 0 for c in cs],
@@ -174,7 +184,8 @@ def _cell(v, text: str | None = None, cls: str = "") -> str:
 
 def _table(rows: list[dict], noisy_cv: float) -> str:
     head = [("device", "t"), ("dataset", "t"), ("fraction", ""), ("backbone", "t"), ("runtime", "t"),
-            ("precision", "t"), ("top-1 %", ""), ("± std", ""), ("Δ pt", ""), ("p50 ms", ""), ("p99 ms", ""),
+            ("precision", "t"), ("top-1 %", ""), ("± std", ""), ("Δ pt", ""), ("p50 ms", ""), ("p50 95 % CI", "t"),
+            ("p99 ms", ""),
             ("img/s", ""), ("size MB", ""), ("mem MB", ""), ("★", ""), ("flags", "t")]
     body = []
     for t in ranked(rows):
@@ -187,7 +198,8 @@ def _table(rows: list[dict], noisy_cv: float) -> str:
                 _cell(c.get("top1_mean"), None if c.get("top1_mean") is None else f"{c['top1_mean']:.2f}"),
                 _cell(c.get("top1_std"), None if c.get("top1_std") is None else f"{c['top1_std']:.2f}"),
                 _cell(c.get("top1_delta"), None if c.get("top1_delta") is None else f"{c['top1_delta']:+.2f}"),
-                _cell(c.get("latency_ms_p50")), _cell(c.get("latency_ms_p99")), _cell(c.get("throughput_ips")),
+                _cell(c.get("latency_ms_p50")), _cell(_ci_text(c), cls="t"), _cell(c.get("latency_ms_p99")),
+                _cell(c.get("throughput_ips")),
                 _cell(c.get("size_mb")), _cell(mem), _cell(int(c["pareto"]), "★" if c["pareto"] else "", "star"),
                 _cell(fl, cls="t flag")]) + "</tr>")
     ths = "".join(f'<th class="{cls}">{html.escape(h)}</th>' for h, cls in head)
@@ -219,7 +231,7 @@ def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> st
     body = [f"<h1>deploybench report: {html.escape(name)}</h1>", f'<p class="meta">{meta}</p>']
     if ok_rows(rows):
         figs = [_scatter_by_device(rows, "latency_ms_p50", "Accuracy vs single-stream p50 latency (Pareto front per "
-                                   "device; outlined = on the front)", "p50 latency, batch 1 (ms, log)", True),
+                                   "device; outlined = on the front; bars = 95 % CI of p50)", "p50 latency, batch 1 (ms, log)", True),
                 _scatter_by_device(rows, "size_mb", "Accuracy vs artifact size", "size (MB)", False),
                 _throughput(rows), _fractions(rows)]
         divs = [f.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}",

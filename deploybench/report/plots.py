@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from .aggregate import backbone_label, fraction_series, throughput_series, devices, ok_rows, ranked  # noqa: E402
+from .aggregate import (backbone_label, devices, fraction_series, ok_rows, p50_err, ranked,  # noqa: E402
+                        throughput_series)
 from .pareto import pareto_rows  # noqa: E402
 
 MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^"}
@@ -74,6 +75,10 @@ def accuracy_vs_latency(rows: list[dict], path: Path) -> Path:
         for t in (t for t in tables if t["device_fingerprint"] == fp):
             pts = [c for c in t["configs"] if c.get("latency_ms_p50") and c.get("top1_mean") is not None]
             for (bb, pr), cs in _by(pts, lambda c: (backbone_label(c), c["precision"])).items():
+                err = [p50_err(c) for c in cs]
+                ax.errorbar([c["latency_ms_p50"] for c in cs], [c["top1_mean"] for c in cs], fmt="none",
+                            xerr=[[e[0] for e in err], [e[1] for e in err]], ecolor=colors[bb], elinewidth=0.8,
+                            alpha=0.6)
                 ax.scatter([c["latency_ms_p50"] for c in cs], [c["top1_mean"] for c in cs], color=colors[bb],
                            marker=MARKERS.get(pr, "x"), s=42,
                            edgecolors=["black" if c["pareto"] else "none" for c in cs])
@@ -89,7 +94,8 @@ def accuracy_vs_latency(rows: list[dict], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("top-1 (%)")
     _legend(axes[0][-1], colors, {c["precision"] for t in tables for c in t["configs"]})
-    fig.suptitle("Accuracy vs latency (black line: Pareto front; outlined: on the front)", fontsize=11)
+    fig.suptitle("Accuracy vs latency (black line: Pareto front; outlined: on the front; bars: 95 % CI of p50)",
+                 fontsize=11)
     return _save(fig, path)
 
 
