@@ -231,7 +231,8 @@ def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> st
     body = [f"<h1>deploybench report: {html.escape(name)}</h1>", f'<p class="meta">{meta}</p>']
     if ok_rows(rows):
         figs = [_scatter_by_device(rows, "latency_ms_p50", "Accuracy vs single-stream p50 latency (Pareto front per "
-                                   "device; outlined = on the front; bars = 95 % CI of p50)", "p50 latency, batch 1 (ms, log)", True),
+                                   "device; outlined = on the front; bars = 95 % CI of p50)",
+                                   "p50 latency, batch 1 (ms, log)", True),
                 _scatter_by_device(rows, "size_mb", "Accuracy vs artifact size", "size (MB)", False),
                 _throughput(rows), _fractions(rows)]
         divs = [f.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}",
