@@ -169,6 +169,17 @@ def test_select_needs_single_stream_for_latency():
     assert sel.excluded[0]["reasons"] == ["no single-stream (batch 1) latency, smallest batch is 8"]
 
 
+def test_select_notes_a_fit_its_ci_does_not_resolve():
+    base = dict.fromkeys(COLUMNS) | dict(run_id="x", backbone="b", runtime="onnxruntime-cpu", precision="fp32",
+                                          batch_size=1, top1=80.0, status="ok")
+    sure = base | dict(artifact="a", latency_ms_p50=1.0, latency_ms_p50_ci_low=0.95, latency_ms_p50_ci_high=1.05)
+    unsure = base | dict(artifact="b", top1=81.0, latency_ms_p50=1.4, latency_ms_p50_ci_low=1.1,
+                         latency_ms_p50_ci_high=1.8)
+    text = select([sure, unsure], max_latency_ms=1.5).render()
+    assert "p50 CI" in text and "1.1-1.8" in text
+    assert text.count("note:") == 1 and "note: #1 fits on its p50, but its 95 % CI reaches 1.8 ms > 1.5 ms" in text
+
+
 def test_write_report_from_store(tmp_path, rows):
     from deploybench.config import ConstraintConfig, from_dict
 

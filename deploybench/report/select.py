@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 CANDIDATE_COLS = ("backbone", "dataset", "fraction", "seed", "runtime", "precision", "format", "batch_size",
-                  "top1", "latency_ms_p50", "latency_ms_p99", "size_mb", "mem_mb", "throughput_ips",
+                  "top1", "latency_ms_p50", "latency_ms_p50_ci_low", "latency_ms_p50_ci_high", "latency_ms_p99", "size_mb", "mem_mb", "throughput_ips",
                   "throughput_batch", "device", "device_fingerprint", "run_id", "artifact", "threads")
 
 
@@ -49,16 +49,21 @@ class Selection:
         active = ", ".join(f"{k}={v}" for k, v in self.constraints.items() if v is not None) or "none"
         lines = [f"constraints: {active}"]
         if self.candidates:
-            head = ("#", "backbone", "dataset", "seed", "runtime", "artifact", "prec", "top1 %", "p50 ms", "p99 ms", "MB", "mem MB",
-                    "img/s", "device")
+            head = ("#", "backbone", "dataset", "seed", "runtime", "artifact", "prec", "top1 %", "p50 ms", "p50 CI",
+                    "p99 ms", "MB", "mem MB", "img/s", "device")
             body = [(str(i), r.get("backbone") or "", r.get("dataset") or "",
                      "" if r.get("seed") is None else str(r["seed"]),
-                     r.get("runtime") or "", r.get("artifact") or "",
-                     r.get("precision") or "", *(_fmt(r.get(c)) for c in
-                     ("top1", "latency_ms_p50", "latency_ms_p99", "size_mb", "mem_mb", "throughput_ips")),
+                     r.get("runtime") or "", r.get("artifact") or "", r.get("precision") or "",
+                     _fmt(r.get("top1")), _fmt(r.get("latency_ms_p50")),
+                     f"{_fmt(r.get('latency_ms_p50_ci_low'))}-{_fmt(r.get('latency_ms_p50_ci_high'))}",
+                     *(_fmt(r.get(c)) for c in ("latency_ms_p99", "size_mb", "mem_mb", "throughput_ips")),
                      r.get("device") or "") for i, r in enumerate(self.candidates, 1)]
             widths = [max(len(x) for x in col) for col in zip(head, *body)]
             lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in (head, *body)]
+            limit = self.constraints.get("max_latency_ms")
+            lines += [f"note: #{i} fits on its p50, but its 95 % CI reaches {num(r['latency_ms_p50_ci_high'])} ms "
+                      f"> {num(limit)} ms: not resolved on this machine" for i, r in enumerate(self.candidates, 1)
+                      if limit is not None and (r.get("latency_ms_p50_ci_high") or 0) > limit]
         else:
             lines.append("nothing fits these constraints")
         if self.excluded:
