@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from .config import DEFAULT_CONFIG, Config, load_config
+from .config import DEFAULT_CONFIG, BenchConfig, Config, load_config
 from .errors import DeployBenchError
 
 CONFIG_OPT = click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
@@ -79,6 +79,8 @@ def export(config_path, workdir, backbones, precisions, formats):
 @click.option("--batch-size", "batch_sizes", multiple=True, type=int)
 @click.option("--threads", type=int, default=None, help="Intra-op threads (default: config).")
 @click.option("--device", "device", default=None, help="Label for this device in results (e.g. jetson-orin).")
+@click.option("--executions", type=click.IntRange(min=1), default=None,
+              help="Executions per configuration, interleaved (default: config; 1 keeps no worker alive).")
 @click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
               help="Bring your own ONNX file instead of the config's runs.")
 @click.option("--input-size", default=None, help="CxHxW for --model, e.g. 3x224x224.")
@@ -86,15 +88,16 @@ def export(config_path, workdir, backbones, precisions, formats):
 @click.option("--std", default="0.229,0.224,0.225", show_default=True, help="For --model.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="ImageFolder root with test/ for --model accuracy.")
-def bench(config_path, workdir, backbones, runtimes, batch_sizes, threads, device, model, input_size, mean, std,
-          data_dir):
+def bench(config_path, workdir, backbones, runtimes, batch_sizes, threads, device, executions, model, input_size,
+          mean, std, data_dir):
     """Benchmark every exported artifact on every runtime: accuracy, latency, throughput, memory, size."""
     cfg = _load(config_path, workdir) if (model is None or Path(config_path).exists()) else None
-    if threads is not None and cfg is not None:
-        cfg.bench.threads = threads
     if model is not None:
-        _bench_model(cfg, workdir, model, input_size, mean, std, data_dir, runtimes, batch_sizes, threads, device)
+        bcfg = cfg.bench if cfg is not None else BenchConfig()
+        _overrides(bcfg, threads, executions)
+        _bench_model(cfg, bcfg, workdir, model, input_size, mean, std, data_dir, runtimes, batch_sizes, device)
         return
+    _overrides(cfg.bench, threads, executions)
     _pipeline(cfg, ("bench",), backbones, runtimes=list(runtimes) or None,
               batch_sizes=list(batch_sizes) or None, device=device)
     _export_csv(cfg.root)
@@ -107,9 +110,15 @@ def _floats(text: str, name: str) -> list[float]:
         raise DeployBenchError(f"--{name}: expected comma-separated numbers, got {text!r}") from None
 
 
-def _bench_model(cfg, workdir, model, input_size, mean, std, data_dir, runtimes, batch_sizes, threads, device):
+def _overrides(bcfg: BenchConfig, threads, executions) -> None:
+    if threads is not None:
+        bcfg.threads = threads
+    if executions is not None:
+        bcfg.latency.executions = executions
+
+
+def _bench_model(cfg, bcfg, workdir, model, input_size, mean, std, data_dir, runtimes, batch_sizes, device):
     from .bench import bench_model
-    from .config import BenchConfig
     from .store import ResultStore
 
     if not input_size:
@@ -119,9 +128,6 @@ def _bench_model(cfg, workdir, model, input_size, mean, std, data_dir, runtimes,
         assert len(shape) == 3
     except (ValueError, AssertionError):
         raise DeployBenchError(f"--input-size: expected CxHxW like 3x224x224, got {input_size!r}") from None
-    bcfg = cfg.bench if cfg is not None else BenchConfig()
-    if threads is not None:
-        bcfg.threads = threads
     if runtimes:
         bcfg.runtimes = list(runtimes)
     if batch_sizes:

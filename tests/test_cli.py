@@ -31,7 +31,7 @@ def workdir(tmp_path_factory, fmnist_available):
     cfg["report"] = {"constraints": [{"name": "anything", "max_latency_ms": 1000}]}
     (wd / "c.yaml").write_text(yaml.safe_dump(cfg))
     for stage in ("finetune", "export", "bench", "report"):
-        db(stage, "-c", str(wd / "c.yaml"))
+        db(stage, "-c", str(wd / "c.yaml"), *(["--executions", "1"] if stage == "bench" else []))
     return wd
 
 
@@ -56,6 +56,7 @@ def test_results_have_rows_for_both_runtimes(workdir):
     for r in ok:  # 10 classes: chance is 10 %; one epoch at 32 px, so int8 may lose a few points
         assert float(r["top1"]) > (30 if r["precision"] == "fp32" else 20), r
         assert 0 < float(r["latency_ms_p50"]) <= float(r["latency_ms_p99"])
+        assert r["latency_executions"] == "1"                 # --executions 1 overrides the config's 2
     skipped = [r for r in rows if r["runtime"] == "tensorrt"]
     assert skipped and all(r["status"] == "skipped" and r["status_reason"] for r in skipped)
     assert all(r["top1"] == "" and r["latency_ms_p50"] == "" for r in skipped)  # never invented
@@ -94,6 +95,11 @@ def test_bad_input_is_one_clear_line(tmp_path, edit, needle):
     assert p.returncode != 0
     assert needle in p.stdout + p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_bench_executions_must_be_positive():
+    p = db("bench", "--executions", "0", check=False)
+    assert p.returncode == 2 and "--executions" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_unknown_config_key_is_one_line(tmp_path):
