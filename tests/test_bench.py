@@ -160,6 +160,31 @@ def test_worker_process_serves_several_executions(exported_run, tmp_path):
     assert w.proc.returncode == 0                                            # EOF on stdin ends it cleanly
 
 
+def test_executions_interleave_round_robin_across_runtimes(exported_run, tmp_path):
+    """Three executions of four configurations (2 runtimes x 2 batch sizes), each in its own live worker process:
+    in time order they go A B C D, A B C D, A B C D, and every worker has exited at the end."""
+    import numpy as np
+
+    from deploybench.bench.stage import _Ctx, _execute_rounds, _plan
+    from deploybench.records import Artifact
+
+    cfg, run = exported_run
+    bcfg = dataclasses.replace(cfg.bench, latency=dataclasses.replace(cfg.bench.latency, executions=3))
+    size = cfg.datasets[0].image_size
+    np.save(tmp_path / "inputs.npy", np.zeros((8, 3, size, size), dtype=np.float32))
+    ctx = _Ctx(tmp_path, bcfg, "cpu", fingerprint(), 1, set(), tmp_path, False, 120.0)
+    art = Artifact(str(run.engine_dir(cfg.root) / "model.fp32.onnx"), "onnx", "fp32", run.run_id)
+    jobs = []
+    for rt in ("onnxruntime-cpu", "openvino"):
+        jobs += _plan([art], rt, {"run_id": run.run_id}, ctx, [1, 8], None)[1]
+    _execute_rounds(jobs, {"run_id": run.run_id}, ctx)
+    assert all(j.error is None and len(j.outs) == 3 and j.worker is None for j in jobs)
+    order = sorted((o["started_ns"], i, o["execution"]) for i, j in enumerate(jobs) for o in j.outs)
+    assert [(i, e) for _, i, e in order] == [(i, e) for e in range(3) for i in range(4)]
+    assert [j.row["latency_executions"] for j in jobs] == [3] * 4
+    assert all(j.row["latency_count"] == sum(len(o["latency"]["samples"]) for o in j.outs) for j in jobs)
+
+
 def test_worker_killed_between_executions_is_a_failure_with_reason(exported_run, tmp_path):
     w = _worker(exported_run, tmp_path)
     try:

@@ -13,7 +13,7 @@ stdin, or a failed execution, ends it. Between executions the process sits block
 measures other configurations (stage.py interleaves them). The first execution also records peak RSS (VmHWM, see
 memory.py) and device memory, read before the accuracy pass so the test split (memory-mapped) does not count
 toward the deployment footprint, and then runs accuracy through the same runner at the row's batch size.
-OUT.json: {"status": "ok", "execution", "precision", "latency" (LatencyResult.as_dict, samples included),
+OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "latency" (LatencyResult.as_dict, samples included),
 "seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "top1", "top5",
 "accuracy_images"} or {"status": "failed", "reason"}.
 """
@@ -71,10 +71,12 @@ class Session:
         from .latency import measure
         from .memory import device_mem_mb, peak_host_mem_mb
 
+        started_ns = time.monotonic_ns()       # system-wide clock: orders executions across worker processes
         start, runner, bs = time.perf_counter(), self.runner, int(self.spec["batch_size"])
         res = measure(lambda: runner.infer(self.batch), LatencyConfig(**self.spec["latency"]),
                       device_time=lambda: runner.device_time_ms, batch_size=bs)
-        out = {"status": "ok", "execution": self.executions, "precision": runner.precision, "latency": res.as_dict()}
+        out = {"status": "ok", "execution": self.executions, "started_ns": started_ns, "precision": runner.precision,
+               "latency": res.as_dict()}
         if self.executions == 0:
             out.update(load_s=self.load_s, peak_host_mem_mb=round(peak_host_mem_mb(), 1),
                        peak_device_mem_mb=device_mem_mb())
