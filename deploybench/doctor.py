@@ -7,6 +7,8 @@ import json
 VERIFIED = {
     "torch, onnxruntime-cpu, openvino (fp32/int8, bf16 where the CPU has it)":
         "run by the test suite on x86_64 CPUs (CI, every commit)",
+    "latency harness (interleaved executions, pooled CI) vs a bare loop and benchmark_app":
+        "benchmarks/harness_vs_bare.py on a 2-core x86_64 VM (README: How latency is measured)",
     "onnxruntime-cuda, onnxruntime-trt, tensorrt (engine build + runner), NVML memory":
         "written against NVIDIA's / ONNX Runtime's documented APIs; NOT yet executed on a GPU by the developers. "
         "On a GPU box run `pytest tests/test_gpu.py` and `python benchmarks/gpu_smoke.py` and report the result.",
