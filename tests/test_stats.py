@@ -117,6 +117,7 @@ def test_pool_ci_spans_execution_drift():
     same = pool([execs[1], execs[1]])
     assert same.ci_low == pytest.approx(summarize(np.concatenate([execs[1]] * 2)).ci_low)
     assert t975(2) == 4.303 and t975(1000) == 1.96
+    assert pool([np.full(50, 1.0), np.full(50, 9.0)]).ci_low == 0.0          # a latency CI never goes below 0
     with pytest.raises(ValueError):
         pool([[], []])
 

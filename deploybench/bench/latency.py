@@ -85,5 +85,4 @@ def pool_results(parts: list[dict], noisy_cv: float) -> dict:
     return {"summary": summary.as_dict(), "batch_size": bs, "scenario": parts[0]["scenario"],
             "throughput_ips": bs * summary.count / (total_ms / 1e3),
             "device_p50_ms": float(np.percentile(dev, 50)) if dev else None, "noisy": is_noisy(summary, noisy_cv),
-            "executions": len(parts), "execution_p50s": [p["summary"]["p50"] for p in parts],
-            "stop_reasons": [p["stop_reason"] for p in parts], "timed_s": sum(p["timed_s"] for p in parts)}
+            "executions": len(parts), "execution_p50s": [p["summary"]["p50"] for p in parts]}

@@ -93,7 +93,8 @@ def t975(df: int) -> float:
 
 def pool(executions) -> Summary:
     """Summary of several executions' samples: percentiles and moments of all samples together; the 95 % CI of
-    p50 is the union of the pooled binomial CI and mean(execution p50s) +- t * sd / sqrt(k) for k >= 2."""
+    p50 is the union of the pooled binomial CI and mean(execution p50s) +- t * sd / sqrt(k) for k >= 2 (not
+    below 0)."""
     execs = [np.asarray(e, dtype=np.float64) for e in executions if len(e)]
     if not execs:
         raise ValueError("pool needs at least one non-empty execution")
@@ -101,7 +102,7 @@ def pool(executions) -> Summary:
     if len(execs) > 1:
         meds = np.array([np.median(e) for e in execs])
         half = t975(len(meds) - 1) * float(meds.std(ddof=1)) / math.sqrt(len(meds))
-        s.ci_low = min(s.ci_low, float(meds.mean()) - half, s.p50)
+        s.ci_low = max(0.0, min(s.ci_low, float(meds.mean()) - half, s.p50))
         s.ci_high = max(s.ci_high, float(meds.mean()) + half, s.p50)
     return s
 
