@@ -126,11 +126,11 @@ def test_worker_crash_becomes_failed_row(exported_run, tmp_path):
     assert rows[0]["latency_ms_p50"] is None and list(rows[0]) == COLUMNS
 
 
-def _worker(exported_run, tmp_path, executions_timeout_s=120.0):
+def _worker(exported_run, tmp_path, timeout_s=120.0):
     """A real worker process for the fp32 ONNX artifact at batch 1, with accuracy on 20 test images."""
     import numpy as np
 
-    from deploybench.bench.stage import _Ctx, _ProcessWorker
+    from deploybench.bench.worker import ProcessWorker
 
     cfg, run = exported_run
     size = cfg.datasets[0].image_size
@@ -138,13 +138,12 @@ def _worker(exported_run, tmp_path, executions_timeout_s=120.0):
     np.save(tmp_path / "inputs.npy", x[:1])
     np.save(tmp_path / "acc_x.npy", x)
     np.save(tmp_path / "acc_y.npy", np.zeros(20, dtype=np.int64))
-    ctx = _Ctx(tmp_path, cfg.bench, "cpu", fingerprint(), 1, set(), tmp_path, True, executions_timeout_s)
     art = {"path": str(run.engine_dir(cfg.root) / "model.fp32.onnx"), "format": "onnx", "precision": "fp32",
            "run_id": run.run_id, "parity": None}
     spec = {"artifact": art, "meta": {}, "runtime": "onnxruntime-cpu", "threads": 1, "batch_size": 1,
             "latency": dataclasses.asdict(cfg.bench.latency), "inputs": str(tmp_path / "inputs.npy"),
             "accuracy": {"x": str(tmp_path / "acc_x.npy"), "y": str(tmp_path / "acc_y.npy")}, "options": {}}
-    return _ProcessWorker(spec, ctx, "w")
+    return ProcessWorker(spec, tmp_path, "w", 1, timeout_s)
 
 
 def test_worker_process_serves_several_executions(exported_run, tmp_path):

@@ -2,9 +2,9 @@
 
 Every configuration of the call (all runtimes) gets `latency.executions` executions in round-robin rounds
 (A B C, A B C, ...): its worker starts in round 1 (load, first execution, memory, accuracy), then waits, blocked
-and idle, for its turn in the next rounds; the rows pool the executions (stats.pool). Only one worker computes at a time, with an
-arg list, OMP_NUM_THREADS and a timeout per execution; a crash or timeout becomes a `failed` row carrying the
-reason (the worker's own error, else the stderr tail). Idle workers keep their model loaded: on a target short
+and idle, for its turn in the next rounds; the rows pool the executions (stats.pool). Only one worker computes at
+a time, with an arg list, OMP_NUM_THREADS and a timeout per execution (worker.ProcessWorker); a crash or timeout
+becomes a `failed` row carrying the reason (the worker's own error, else the stderr tail). Idle workers keep their model loaded: on a target short
 of memory, set `executions: 1` (one execution per process, nothing kept alive).
 Accuracy is computed once per artifact x runtime, in the first worker of that pair (batch sizes run largest
 first), through that worker's runner at its batch size, and reused for the pair's other batch-size rows.
@@ -15,12 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import select
-import subprocess
-import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -29,14 +24,14 @@ import numpy as np
 
 from ..config import BenchConfig, DatasetConfig
 from ..errors import DeployBenchError
-from ..io import read_json, write_json
+from ..io import read_json
 from ..records import COLUMNS, Artifact, RunSpec
 from . import device as dev
 from .latency import pool_results
 from .probe import device_peak, efficiency
+from .worker import LocalWorker, ProcessWorker
 
 GPU_RUNTIMES = ("onnxruntime-cuda", "onnxruntime-trt", "tensorrt")
-STDERR_TAIL = 800
 
 
 def _size_mb(path: Path) -> Optional[float]:
@@ -92,99 +87,6 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
     return row
 
 
-class _ProcessWorker:
-    """A fresh worker process serving one configuration (see worker.py); `execute()` -> OUT dict, never raises."""
-
-    def __init__(self, spec: dict, ctx: _Ctx, tag: str):
-        self.ctx, self.tag, self.n = ctx, tag, 0
-        spec_path = ctx.workdir / f"{tag}.spec.json"
-        write_json(spec_path, spec)
-        env = dict(os.environ, OMP_NUM_THREADS=str(ctx.threads))
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-        self.stderr = open(ctx.workdir / f"{tag}.stderr", "w+b")
-        self.proc = subprocess.Popen([sys.executable, "-m", "deploybench.bench.worker", str(spec_path)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
-
-    def _tail(self) -> str:
-        self.stderr.flush()
-        self.stderr.seek(0, os.SEEK_END)
-        self.stderr.seek(max(0, self.stderr.tell() - STDERR_TAIL))
-        return self.stderr.read().decode(errors="replace").strip()
-
-    def execute(self) -> dict:
-        out_path = self.ctx.workdir / f"{self.tag}.{self.n}.out.json"
-        self.n += 1
-        try:
-            self.proc.stdin.write(f"{out_path}\n".encode())
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass    # the worker is gone; its exit code and stderr say why below
-        answered = _wait_line(self.proc.stdout.fileno(), self.ctx.timeout_s)
-        if answered is None:
-            self.proc.kill()
-            self.proc.wait()
-            return {"status": "failed", "reason": f"worker timed out after {self.ctx.timeout_s:.0f} s; {self._tail()}"}
-        out = read_json(out_path)
-        if answered and isinstance(out, dict) and (out.get("status") == "ok" or out.get("reason")):
-            return out
-        code = self.proc.wait()
-        return {"status": "failed", "reason": f"worker exited with code {code}: {self._tail()}"}
-
-    def close(self) -> None:
-        if self.proc.stdin and not self.proc.stdin.closed:
-            try:
-                self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.stderr.close()
-
-
-class _LocalWorker:
-    """The same contract in this process (bench.fresh_process: false): faster, but memory is not per config."""
-
-    def __init__(self, spec: dict, ctx: _Ctx, tag: str):
-        from .worker import Session, failed
-
-        self.session, self.error = Session(spec), None
-        try:
-            self.session.__enter__()
-        except Exception as e:
-            self.error = failed(e)
-        self._failed = failed
-
-    def execute(self) -> dict:
-        if self.error:
-            return self.error
-        try:
-            return self.session.execute()
-        except Exception as e:
-            return self._failed(e)
-
-    def close(self) -> None:
-        self.session.__exit__(None, None, None)
-
-
-def _wait_line(fd: int, timeout_s: float) -> Optional[bool]:
-    """Wait for one newline on `fd`: True when it came, False at EOF (the process ended), None on timeout."""
-    deadline, buf = time.monotonic() + timeout_s, b""
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return None
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return False
-        buf += chunk
-    return True
-
-
 def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
     """Row from the executions of one configuration: latency pooled (stats.pool), memory from the first."""
     lat = pool_results([o["latency"] for o in outs], ctx.cfg.latency.noisy_cv)
@@ -227,7 +129,7 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
     last, so its executions are spread over the whole bench call and meet the same machine drift as the others."""
     repeats = ctx.cfg.latency.executions
     acc: dict[tuple, dict] = {}
-    worker_cls = _ProcessWorker if ctx.cfg.fresh_process else _LocalWorker
+    worker_cls = ProcessWorker if ctx.cfg.fresh_process else LocalWorker
     try:
         for rnd in range(repeats):
             for job in jobs:
@@ -236,7 +138,8 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
                 pair = (job.artifact.path, job.runtime)
                 if rnd == 0:
                     tag = hashlib.sha1(f"{job.artifact.path}|{job.runtime}|{job.batch_size}".encode()).hexdigest()[:10]
-                    job.worker = worker_cls(_spec(job, meta, ctx, ctx.has_accuracy and pair not in acc), ctx, tag)
+                    spec = _spec(job, meta, ctx, ctx.has_accuracy and pair not in acc)
+                    job.worker = worker_cls(spec, ctx.workdir, tag, ctx.threads, ctx.timeout_s)
                 out = job.worker.execute()
                 if out["status"] != "ok":
                     job.error = out["reason"] if repeats == 1 else f"execution {rnd + 1} of {repeats}: {out['reason']}"

@@ -1,4 +1,5 @@
 """One configuration (artifact x runtime x batch size) in a fresh process, measured in one or more executions.
+Both sides of the protocol live here: `Session`/`serve` in the worker, `ProcessWorker` in the driver (stage.py).
 
     python -m deploybench.bench.worker SPEC.json
 
@@ -21,11 +22,19 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import subprocess
 import sys
 import time
 import traceback
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
+
+from ..io import read_json, write_json
+
+STDERR_TAIL = 800
 
 
 def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
@@ -97,8 +106,6 @@ class Session:
 
 def serve(spec: dict, requests, control) -> int:
     """Answer each OUT path read from `requests` with one execution; 0 when every execution succeeded."""
-    from ..io import write_json
-
     session, code = Session(spec), 0
     try:
         session.__enter__()
@@ -127,6 +134,97 @@ def serve(spec: dict, requests, control) -> int:
     finally:
         session.__exit__(None, None, None)
     return code
+
+
+class ProcessWorker:
+    """Driver side: a fresh `python -m deploybench.bench.worker` process serving one configuration; `execute()`
+    asks for one execution and returns its OUT dict, or a failed result with the reason (never raises)."""
+
+    def __init__(self, spec: dict, workdir: Path, tag: str, threads: int, timeout_s: float):
+        self.workdir, self.tag, self.timeout_s, self.n = Path(workdir), tag, timeout_s, 0
+        spec_path = self.workdir / f"{tag}.spec.json"
+        write_json(spec_path, spec)
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        pkg_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+        self.stderr = open(self.workdir / f"{tag}.stderr", "w+b")
+        self.proc = subprocess.Popen([sys.executable, "-m", "deploybench.bench.worker", str(spec_path)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+
+    def _tail(self) -> str:
+        self.stderr.flush()
+        self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, self.stderr.tell() - STDERR_TAIL))
+        return self.stderr.read().decode(errors="replace").strip()
+
+    def execute(self) -> dict:
+        out_path = self.workdir / f"{self.tag}.{self.n}.out.json"
+        self.n += 1
+        try:
+            self.proc.stdin.write(f"{out_path}\n".encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass    # the worker is gone; its exit code and stderr say why below
+        answered = _wait_line(self.proc.stdout.fileno(), self.timeout_s)
+        if answered is None:
+            self.proc.kill()
+            self.proc.wait()
+            return {"status": "failed", "reason": f"worker timed out after {self.timeout_s:.0f} s; {self._tail()}"}
+        out = read_json(out_path)
+        if answered and isinstance(out, dict) and (out.get("status") == "ok" or out.get("reason")):
+            return out
+        code = self.proc.wait()
+        return {"status": "failed", "reason": f"worker exited with code {code}: {self._tail()}"}
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.stderr.close()
+
+
+class LocalWorker:
+    """The same contract in this process (bench.fresh_process: false): faster, but memory is not per config."""
+
+    def __init__(self, spec: dict, workdir: Path, tag: str, threads: int, timeout_s: float):
+        self.session, self.error = Session(spec), None
+        try:
+            self.session.__enter__()
+        except Exception as e:
+            self.error = failed(e)
+
+    def execute(self) -> dict:
+        if self.error:
+            return self.error
+        try:
+            return self.session.execute()
+        except Exception as e:
+            return failed(e)
+
+    def close(self) -> None:
+        self.session.__exit__(None, None, None)
+
+
+def _wait_line(fd: int, timeout_s: float) -> Optional[bool]:
+    """Wait for one newline on `fd`: True when it came, False at EOF (the process ended), None on timeout."""
+    deadline, buf = time.monotonic() + timeout_s, b""
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return False
+        buf += chunk
+    return True
 
 
 def main(argv: list[str]) -> int:
