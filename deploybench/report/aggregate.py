@@ -114,9 +114,9 @@ def flags(c: dict, noisy_cv: float = 0.15) -> list[str]:
     cv = c.get("latency_cv")
     if c.get("noisy") or (cv is not None and cv > noisy_cv):
         out.append(f"noisy latency (CV {cv:.2f})" if cv is not None else "noisy latency")
-    p50, lo, hi = c.get("latency_ms_p50"), c.get("latency_ms_p50_ci_low"), c.get("latency_ms_p50_ci_high")
-    if p50 and lo is not None and hi is not None and max(p50 - lo, hi - p50) > CI_MAX_REL * p50:
-        out.append(f"p50 uncertain (95 % CI {lo:.3g}-{hi:.3g} ms)")
+    p50, (below, above) = c.get("latency_ms_p50"), p50_err(c)
+    if p50 and max(below, above) > CI_MAX_REL * p50:
+        out.append(f"p50 uncertain (95 % CI {p50 - below:.3g}-{p50 + above:.3g} ms)")
     agree = c.get("parity_top1_agree")
     if agree is not None and agree < PARITY_MIN_AGREE:
         out.append(f"parity: top-1 agrees on {agree:.1%} of images")

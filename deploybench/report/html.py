@@ -16,7 +16,7 @@ from .aggregate import (backbone_label, devices, flags, fraction_series, ok_rows
                         throughput_series)
 from .markdown import choices, device_title, pick_text, top1_text
 from .pareto import pareto_rows
-from .select import num
+from .select import ci_text, num
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
@@ -58,16 +58,11 @@ def _colors(labels) -> dict[str, str]:
     return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(sorted(set(labels)))}
 
 
-def _ci_text(c: dict) -> str:
-    lo, hi = c.get("latency_ms_p50_ci_low"), c.get("latency_ms_p50_ci_high")
-    return f"{num(lo)}–{num(hi)}" if lo is not None and hi is not None else "–"
-
-
 def _hover(c: dict) -> str:
     return (f"<b>{html.escape(backbone_label(c))}</b><br>{c['runtime']} {c['precision']} ({c.get('format')})"
             f"<br>{c['dataset']} f={c['fraction']:g}<br>top-1 {top1_text(c)} %"
             f"<br>p50 {num(c['latency_ms_p50']) if c.get('latency_ms_p50') else '–'} ms, batch {c['latency_batch']}"
-            f" (95 % CI {_ci_text(c)})<br>size {num(c['size_mb']) if c.get('size_mb') else '–'} MB")
+            f" (95 % CI {ci_text(c)})<br>size {num(c['size_mb']) if c.get('size_mb') else '–'} MB")
 
 
 def _scatter_by_device(rows: list[dict], x: str, title: str, xtitle: str, log_x: bool) -> go.Figure:
@@ -198,7 +193,7 @@ def _table(rows: list[dict], noisy_cv: float) -> str:
                 _cell(c.get("top1_mean"), None if c.get("top1_mean") is None else f"{c['top1_mean']:.2f}"),
                 _cell(c.get("top1_std"), None if c.get("top1_std") is None else f"{c['top1_std']:.2f}"),
                 _cell(c.get("top1_delta"), None if c.get("top1_delta") is None else f"{c['top1_delta']:+.2f}"),
-                _cell(c.get("latency_ms_p50")), _cell(_ci_text(c), cls="t"), _cell(c.get("latency_ms_p99")),
+                _cell(c.get("latency_ms_p50")), _cell(ci_text(c), cls="t"), _cell(c.get("latency_ms_p99")),
                 _cell(c.get("throughput_ips")),
                 _cell(c.get("size_mb")), _cell(mem), _cell(int(c["pareto"]), "★" if c["pareto"] else "", "star"),
                 _cell(fl, cls="t flag")]) + "</tr>")

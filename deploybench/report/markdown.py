@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from .aggregate import backbone_label, configs, fraction_series, devices, flags, ok_rows, ranked, seed_mean_rows, tiers
-from .select import num, select
+from .select import ci_text, num, select
 
 
 def _f(v, nd: int = 2, sign: bool = False) -> str:
@@ -44,11 +44,6 @@ def constraint_sets(cfg) -> list[tuple[str, dict]]:
     return [(c.name, {k: getattr(c, k) for k in keys}) for c in cfg.report.constraints]
 
 
-def _ci(c: dict) -> str:
-    lo, hi = c.get("latency_ms_p50_ci_low"), c.get("latency_ms_p50_ci_high")
-    return f"{_g(lo)}–{_g(hi)}" if lo is not None and hi is not None else "–"
-
-
 def _ranking(t: dict, noisy_cv: float) -> str:
     body = []
     for i, c in enumerate(t["configs"], 1):
@@ -56,7 +51,7 @@ def _ranking(t: dict, noisy_cv: float) -> str:
         mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
         body.append([i, c["backbone"], {True: "yes", False: "no"}.get(c.get("pretrained"), "?"), c["runtime"],
                      c.get("artifact") or c.get("format") or "–", c["precision"], top1_text(c), _f(c.get("top1_delta"), sign=True),
-                     _g(c.get("latency_ms_p50")), _ci(c), _g(c.get("latency_ms_p99")), tp, _f(c.get("size_mb")), _g(mem),
+                     _g(c.get("latency_ms_p50")), ci_text(c), _g(c.get("latency_ms_p99")), tp, _f(c.get("size_mb")), _g(mem),
                      "★" if c.get("pareto") else "", "; ".join(flags(c, noisy_cv))])
     head = ["#", "backbone", "pretrained", "runtime", "artifact", "precision", "top-1 %", "Δ pt", "p50 ms",
             "p50 95 % CI", "p99 ms", "img/s", "size MB", "peak mem MB", "Pareto", "flags"]

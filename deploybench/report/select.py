@@ -15,6 +15,12 @@ def num(v: float) -> str:
     return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
 
 
+def ci_text(r: dict, sep: str = "–") -> str:
+    """The p50 95 % CI as "low<sep>high" ms, or `sep` alone when it was not measured."""
+    lo, hi = r.get("latency_ms_p50_ci_low"), r.get("latency_ms_p50_ci_high")
+    return f"{num(lo)}{sep}{num(hi)}" if lo is not None and hi is not None else sep
+
+
 def mem_mb(r: dict) -> Optional[float]:
     """Peak memory that matters for the row: device memory where measured, else host memory."""
     return r.get("peak_device_mem_mb") if r.get("peak_device_mem_mb") is not None else r.get("peak_host_mem_mb")
@@ -55,7 +61,7 @@ class Selection:
                      "" if r.get("seed") is None else str(r["seed"]),
                      r.get("runtime") or "", r.get("artifact") or "", r.get("precision") or "",
                      _fmt(r.get("top1")), _fmt(r.get("latency_ms_p50")),
-                     f"{_fmt(r.get('latency_ms_p50_ci_low'))}-{_fmt(r.get('latency_ms_p50_ci_high'))}",
+                     ci_text(r, "-"),
                      *(_fmt(r.get(c)) for c in ("latency_ms_p99", "size_mb", "mem_mb", "throughput_ips")),
                      r.get("device") or "") for i, r in enumerate(self.candidates, 1)]
             widths = [max(len(x) for x in col) for col in zip(head, *body)]
