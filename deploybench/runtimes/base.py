@@ -12,7 +12,9 @@ from ..records import Artifact
 class Runner:
     """Load in __enter__, run NCHW float32 batches through infer(), release in __exit__.
 
-    `precision` is what the runtime really computes in (fp32 | fp16 | bf16 | int8), set by __enter__.
+    `precision` is what the artifact holds (fp32 | fp16 | int8), never changed by the runner.
+    `compute_precision` is what the runtime really computes in, read back from it by __enter__ where the runner can
+    (compute_label of its compute layers, e.g. "fp32", "bf16", "int8", "int8+fp32"); None until then.
     `device_time_ms` is the last infer's device time where the runner measures it (CUDA events), else None.
     """
     name: str = ""
@@ -25,6 +27,7 @@ class Runner:
         self.threads = threads
         self.options = options
         self.precision = artifact.precision
+        self.compute_precision: Optional[str] = None
         self.device_time_ms: Optional[float] = None
 
     @property
@@ -52,6 +55,19 @@ class Runner:
         if artifact.precision not in cls.precisions:
             return False, f"{cls.name} does not run {artifact.precision} artifacts"
         return True, ""
+
+
+MINOR_SHARE = 0.1   # a precision named in compute_label once it runs this share of the compute layers
+
+
+def compute_label(counts: dict[str, int]) -> Optional[str]:
+    """"int8", "fp32", "int8+fp32", ...: the precisions that compute layers (convolutions, matmuls) ran in, most
+    layers first, each holding at least MINOR_SHARE of them; None when there are no compute layers."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "+".join(p for p, n in ranked if n == ranked[0][1] or n >= MINOR_SHARE * total)
 
 
 def cuda_device() -> tuple[bool, str]:

@@ -1,12 +1,16 @@
 """ONNX Runtime runners: CPU, CUDA and TensorRT execution providers; they run the ONNX artifact as it is."""
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from .base import Runner, as_batch, cuda_device
+from .ort_graph import graph_precision
 
 GPU_HINT = "onnxruntime-gpu not installed (pip install deploybench[gpu])"
 
@@ -14,9 +18,10 @@ GPU_HINT = "onnxruntime-gpu not installed (pip install deploybench[gpu])"
 class OrtCpuRunner(Runner):
     """CPUExecutionProvider, sequential execution, intra-op threads = `threads`, all graph optimizations.
 
-    `precision` is the artifact's. int8 QDQ runs quantized kernels; for fp16 artifacts ORT CPU inserts Casts
-    around nodes without an fp16 CPU kernel (most of them on x86), so values are rounded to fp16 between
-    layers while much of the arithmetic is fp32.
+    `precision` is the artifact's; `compute_precision` is read from the graph ORT optimized at load
+    (ort_graph.graph_precision). An fp16 file computes in fp32 here: ORT casts to fp32 around the nodes that have no fp16
+    CPU kernel, folds the casts into the weights and drops the cast pairs between layers, so only the weights are
+    fp16-rounded. Option `profile=True` turns on ORT's session profiling (bench/profile.py; never for timing).
     """
     name = "onnxruntime-cpu"
     formats = ("onnx",)
@@ -34,18 +39,50 @@ class OrtCpuRunner(Runner):
         so.intra_op_num_threads = self.threads or 0
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.path), so, providers=self._providers())
+        if self.options.get("profile"):
+            so.enable_profiling = True
+            so.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"deploybench-ort-{os.getpid()}")
+        with tempfile.TemporaryDirectory(prefix="deploybench-ort-") as tmp:
+            if self.provider == OrtCpuRunner.provider:    # GPU runners read their precision their own way
+                so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+                so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "weights")
+                so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+            self.session = ort.InferenceSession(str(self.path), so, providers=self._providers())
+            if so.optimized_model_filepath:
+                self.compute_precision = graph_precision(so.optimized_model_filepath)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
-        self.precision = self.artifact.precision
         return self
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         out = self.session.run([self.output_name], {self.input_name: as_batch(batch)})[0]
         return out.astype(np.float32, copy=False)
 
+    def node_times(self) -> list[dict]:
+        """Per-node kernel events of the profiled runs (option `profile`), ending the profile: dicts with node,
+        op_type, us, exec_type (the first input's element type), run (0-based run index)."""
+        return ort_node_times(self.session.end_profiling())
+
     def __exit__(self, *exc) -> None:
         self.session = None
+
+
+def ort_node_times(trace_path: str) -> list[dict]:
+    """Kernel events of an ORT profiling trace (JSON; the file is removed), each with the model run it belongs to."""
+    path = Path(trace_path)
+    events = json.loads(path.read_text())
+    path.unlink()
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
+    out = []
+    for e in events:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        args = e.get("args", {})
+        first_input = (args.get("input_type_shape") or [{}])[0]
+        out.append({"node": e["name"][:-len("_kernel_time")], "op_type": args.get("op_name", "?"),
+                    "us": float(e["dur"]), "exec_type": next(iter(first_input), ""),
+                    "run": next((i for i, (a, b) in enumerate(runs) if a <= e["ts"] <= b), None)})
+    return out
 
 
 CUDA_OPTS = {"use_tf32": "0"}   # fp32 rows compute in fp32, not TF32 (ORT's default on Ampere+)
@@ -108,3 +145,4 @@ class OrtTrtRunner(OrtCudaRunner):
             "trt_timing_cache_path": str(cache_dir),
         }
         return [(self.provider, trt_opts), ("CUDAExecutionProvider", CUDA_OPTS)]
+

@@ -1,14 +1,14 @@
-"""OpenVINO CPU runners with an explicit inference precision, so a row's precision is what really ran.
+"""OpenVINO CPU runners with an explicit inference precision; `compute_precision` is read back from the compiled model.
 
 The CPU plugin defaults to bf16 on CPUs with AMX/avx512_bf16; `openvino` pins INFERENCE_PRECISION_HINT=f32
 (int8 QDQ layers still compute in int8). fp16 artifacts: the CPU plugin upconverts fp16 weights and computes
-in f32, so their precision is reported as "fp32". `openvino-bf16` runs the fp32 artifact with the bf16 hint.
+in f32 (precision fp16, compute_precision fp32). `openvino-bf16` runs the fp32 artifact with the bf16 hint.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Runner, as_batch
+from .base import Runner, as_batch, compute_label
 
 
 def _core():
@@ -39,19 +39,40 @@ class OpenVinoRunner(Runner):
 
     def __enter__(self) -> "OpenVinoRunner":
         core = _core()
-        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", self.config())
+        cfg = self.config() | ({"PERF_COUNT": True} if self.options.get("profile") else {})
+        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", cfg)
         self.request = self.compiled.create_infer_request()
-        actual = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        compute = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(actual, actual)
-        self.precision = "int8" if self.artifact.precision == "int8" else compute
+        self.compute_precision = runtime_precision(self.compiled)
         return self
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         self.request.infer({0: as_batch(batch)})
         return np.asarray(self.request.get_output_tensor(0).data, dtype=np.float32).copy()
 
+    def node_times(self) -> list[dict]:
+        """Performance counters of the last infer (option `profile`): dicts with node, op_type, us, exec_type."""
+        return [{"node": p.node_name, "op_type": p.node_type, "us": p.real_time.total_seconds() * 1e6,
+                 "exec_type": p.exec_type} for p in self.request.get_profiling_info()
+                if p.status == p.Status.EXECUTED]
+
     def __exit__(self, *exc) -> None:
         self.request = self.compiled = None
+
+
+COMPUTE_LAYERS = {"Convolution", "GroupConvolution", "Deconvolution", "MatMul", "FullyConnected"}
+OV_TYPES = {"u8": "int8", "i8": "int8", "bf16": "bf16", "f16": "fp16", "f32": "fp32"}
+
+
+def runtime_precision(compiled) -> str | None:
+    """compute_label of the compiled model's compute layers, by each layer's runtimePrecision (rt_info of the
+    runtime model: what the CPU plugin executes, after its own precision conversions)."""
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) in COMPUTE_LAYERS:
+            prec = info["runtimePrecision"].astype(str)
+            counts[OV_TYPES.get(prec, prec)] = counts.get(OV_TYPES.get(prec, prec), 0) + 1
+    return compute_label(counts)
 
 
 class OpenVinoBf16Runner(OpenVinoRunner):

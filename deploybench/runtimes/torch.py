@@ -29,7 +29,7 @@ class TorchRunner(Runner):
         if model is None:
             model, _ = load_checkpoint(self.path if self.path.is_dir() else Path(self.path).parent)
         self.model = model.float().eval()
-        self.precision = "fp32"
+        self.compute_precision = "fp32"
         return self
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
