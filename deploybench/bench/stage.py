@@ -29,6 +29,7 @@ from ..records import COLUMNS, Artifact, RunSpec
 from . import device as dev
 from .latency import pool_results
 from .probe import device_peak, efficiency
+from .profile import profile_jobs
 from .worker import LocalWorker, ProcessWorker
 
 GPU_RUNTIMES = ("onnxruntime-cuda", "onnxruntime-trt", "tensorrt")
@@ -221,6 +222,7 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
             rows += rt_rows if arts else _no_artifact(rt, meta, ctx, config_name)
             jobs += rt_jobs
         _execute_rounds(jobs, meta, ctx)
+        profile_jobs(jobs, meta, ctx)
     return _finish(rows)
 
 

@@ -1,7 +1,6 @@
 """ONNX Runtime runners: CPU, CUDA and TensorRT execution providers; they run the ONNX artifact as it is."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ class OrtCpuRunner(Runner):
     `precision` is the artifact's; `compute_precision` is read from the graph ORT optimized at load
     (ort_graph.graph_precision). An fp16 file computes in fp32 here: ORT casts to fp32 around the nodes that have no fp16
     CPU kernel, folds the casts into the weights and drops the cast pairs between layers, so only the weights are
-    fp16-rounded. Option `profile=True` turns on ORT's session profiling (bench/profile.py; never for timing).
+    fp16-rounded. Option `profile=True` turns on ORT's session profiling (bench/profile.py only, never for timing).
     """
     name = "onnxruntime-cpu"
     formats = ("onnx",)
@@ -58,31 +57,8 @@ class OrtCpuRunner(Runner):
         out = self.session.run([self.output_name], {self.input_name: as_batch(batch)})[0]
         return out.astype(np.float32, copy=False)
 
-    def node_times(self) -> list[dict]:
-        """Per-node kernel events of the profiled runs (option `profile`), ending the profile: dicts with node,
-        op_type, us, exec_type (the first input's element type), run (0-based run index)."""
-        return ort_node_times(self.session.end_profiling())
-
     def __exit__(self, *exc) -> None:
         self.session = None
-
-
-def ort_node_times(trace_path: str) -> list[dict]:
-    """Kernel events of an ORT profiling trace (JSON; the file is removed), each with the model run it belongs to."""
-    path = Path(trace_path)
-    events = json.loads(path.read_text())
-    path.unlink()
-    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
-    out = []
-    for e in events:
-        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
-            continue
-        args = e.get("args", {})
-        first_input = (args.get("input_type_shape") or [{}])[0]
-        out.append({"node": e["name"][:-len("_kernel_time")], "op_type": args.get("op_name", "?"),
-                    "us": float(e["dur"]), "exec_type": next(iter(first_input), ""),
-                    "run": next((i for i, (a, b) in enumerate(runs) if a <= e["ts"] <= b), None)})
-    return out
 
 
 CUDA_OPTS = {"use_tf32": "0"}   # fp32 rows compute in fp32, not TF32 (ORT's default on Ampere+)

@@ -18,7 +18,8 @@ def _core():
 
 
 class OpenVinoRunner(Runner):
-    """OpenVINO CPU: reads ONNX or IR (.xml); LATENCY hint, one stream, INFERENCE_NUM_THREADS = threads."""
+    """OpenVINO CPU: reads ONNX or IR (.xml); LATENCY hint, one stream, INFERENCE_NUM_THREADS = threads.
+    Option `profile=True` adds PERF_COUNT (performance counters; bench/profile.py only, never for timing)."""
     name = "openvino"
     formats = ("onnx", "openvino")
     hint = "f32"
@@ -48,12 +49,6 @@ class OpenVinoRunner(Runner):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         self.request.infer({0: as_batch(batch)})
         return np.asarray(self.request.get_output_tensor(0).data, dtype=np.float32).copy()
-
-    def node_times(self) -> list[dict]:
-        """Performance counters of the last infer (option `profile`): dicts with node, op_type, us, exec_type."""
-        return [{"node": p.node_name, "op_type": p.node_type, "us": p.real_time.total_seconds() * 1e6,
-                 "exec_type": p.exec_type} for p in self.request.get_profiling_info()
-                if p.status == p.Status.EXECUTED]
 
     def __exit__(self, *exc) -> None:
         self.request = self.compiled = None

@@ -1,0 +1,177 @@
+"""Where the time goes: a per-operator profile of one configuration, taken in its own process after the timed
+rounds, so profiling never slows a timed execution.
+
+    python -m deploybench.bench.profile SPEC.json
+
+SPEC: {"runtime", "artifact": Artifact fields, "meta", "batch_size", "threads", "inputs": images.npy, "out"}.
+The runner is opened with option `profile=True` (ORT session profiling; OpenVINO PERF_COUNT), runs WARMUP
+inferences, then ITERATIONS profiled ones. Profile JSON (written atomically to "out"): {runtime, artifact,
+precision, compute_precision, batch_size, threads, iterations, total_ms (node time per inference), wall_ms
+(per inference, profiling on), by_op_type: [{op_type, ms, share, count, exec_types}], top_nodes: [{node,
+op_type, ms, share, exec_type}], seconds (the whole pass, load included), created_at}.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..io import read_json, write_json
+from .worker import _batch
+
+PROFILED_RUNTIMES = ("onnxruntime-cpu", "openvino", "openvino-bf16")
+PROFILED_BATCH_SIZES = (1,)
+WARMUP, ITERATIONS, TOP_NODES = 10, 50, 10
+log = logging.getLogger(__name__)
+
+
+def _ort_runs(runner, infer) -> list[list[dict]]:
+    """Node kernel events of ORT's profiling trace, grouped by model run (the trace file is removed)."""
+    for _ in range(WARMUP + ITERATIONS):
+        infer()
+    path = Path(runner.session.end_profiling())
+    events = json.loads(path.read_text())
+    path.unlink()
+    spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
+    runs: list[list[dict]] = [[] for _ in spans]
+    for e in events:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        i = next((i for i, (a, b) in enumerate(spans) if a <= e["ts"] <= b), None)
+        if i is not None:
+            args = e.get("args", {})
+            first_input = (args.get("input_type_shape") or [{}])[0]
+            runs[i].append({"node": e["name"][:-len("_kernel_time")], "op_type": args.get("op_name", "?"),
+                            "us": float(e["dur"]), "exec_type": next(iter(first_input), "")})
+    return runs[WARMUP:]
+
+
+def _openvino_runs(runner, infer) -> list[list[dict]]:
+    """OpenVINO's performance counters, read after each inference (they describe the last one)."""
+    runs = []
+    for i in range(WARMUP + ITERATIONS):
+        infer()
+        if i >= WARMUP:
+            runs.append([{"node": p.node_name, "op_type": p.node_type, "us": p.real_time.total_seconds() * 1e6,
+                          "exec_type": p.exec_type} for p in runner.request.get_profiling_info()
+                         if p.status == p.Status.EXECUTED])
+    return runs
+
+
+def summarize(runs: list[list[dict]]) -> dict:
+    """total_ms, by_op_type and top_nodes (means per inference) from node events grouped by run."""
+    n = len(runs)
+    if not n or not any(runs):
+        raise RuntimeError("the runtime's profiler recorded no node events")
+    ops: dict[str, dict] = defaultdict(lambda: {"us": 0.0, "count": 0, "exec_types": set()})
+    nodes: dict[str, dict] = {}
+    for run in runs:
+        for e in run:
+            op = ops[e["op_type"]]
+            op["us"] += e["us"]
+            op["count"] += 1
+            op["exec_types"].add(e["exec_type"])
+            node = nodes.setdefault(e["node"], {"node": e["node"], "op_type": e["op_type"], "us": 0.0,
+                                                "exec_type": e["exec_type"]})
+            node["us"] += e["us"]
+    total_us = sum(op["us"] for op in ops.values())
+    by_op = [{"op_type": k, "ms": round(v["us"] / n / 1e3, 5), "share": round(v["us"] / total_us, 5),
+              "count": round(v["count"] / n), "exec_types": sorted(t for t in v["exec_types"] if t)}
+             for k, v in ops.items()]
+    top = sorted(nodes.values(), key=lambda d: -d["us"])[:TOP_NODES]
+    return {"total_ms": round(total_us / n / 1e3, 5), "by_op_type": sorted(by_op, key=lambda d: -d["ms"]),
+            "top_nodes": [{"node": d["node"], "op_type": d["op_type"], "ms": round(d["us"] / n / 1e3, 5),
+                           "share": round(d["us"] / total_us, 5), "exec_type": d["exec_type"]} for d in top]}
+
+
+def take_profile(spec: dict) -> dict:
+    """Open the runner with profiling on and profile it (in this process); the profile dict."""
+    from ..records import Artifact
+    from ..runtimes import get_runner
+
+    start, runtime, bs = time.perf_counter(), spec["runtime"], int(spec["batch_size"])
+    if runtime not in PROFILED_RUNTIMES:
+        raise ValueError(f"no operator profiler for runtime '{runtime}' (profiled: {', '.join(PROFILED_RUNTIMES)})")
+    batch = _batch(np.load(spec["inputs"]), bs)
+    artifact = Artifact(**spec["artifact"])
+    with get_runner(runtime)(artifact, spec.get("meta") or {}, threads=spec.get("threads"), profile=True) as runner:
+        t0 = time.perf_counter()
+        runs = (_ort_runs if runtime == "onnxruntime-cpu" else _openvino_runs)(runner, lambda: runner.infer(batch))
+        wall_ms = (time.perf_counter() - t0) * 1e3 / (WARMUP + ITERATIONS)
+        compute = runner.compute_precision
+    return {"runtime": runtime, "artifact": Path(artifact.path).name, "precision": artifact.precision,
+            "compute_precision": compute, "batch_size": bs, "threads": spec.get("threads"), "iterations": len(runs),
+            **summarize(runs), "wall_ms": round(wall_ms, 5), "seconds": round(time.perf_counter() - start, 3),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def profile_path(root: Path, run_id: str, runtime: str, artifact_path: str, batch_size: int) -> Path:
+    """engines/<run_id>/profiles/<runtime>.<artifact file>.bs<N>.json under `root`."""
+    return Path(root) / "engines" / run_id / "profiles" / f"{runtime}.{Path(artifact_path).name}.bs{batch_size}.json"
+
+
+def profile_configuration(runtime: str, artifact, meta: dict, batch_size: int, threads: Optional[int],
+                          inputs: Path, out_path: Path, timeout_s: float = 600) -> Path:
+    """Profile one configuration in a fresh `python -m deploybench.bench.profile` process; `out_path` once
+    written. Raises RuntimeError with the child's stderr tail when it fails."""
+    import dataclasses
+
+    out_path = Path(out_path)
+    spec_path = out_path.with_name(out_path.name + ".spec.json")
+    write_json(spec_path, {"runtime": runtime, "artifact": dataclasses.asdict(artifact) | {"parity": None},
+                           "meta": meta, "batch_size": batch_size, "threads": threads, "inputs": str(inputs),
+                           "out": str(out_path)})
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads or os.cpu_count()))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]),
+                                                    env.get("PYTHONPATH")) if p)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "deploybench.bench.profile", str(spec_path)], env=env,
+                              capture_output=True, text=True, timeout=timeout_s)
+    finally:
+        spec_path.unlink(missing_ok=True)
+    if proc.returncode != 0 or read_json(out_path) is None:
+        raise RuntimeError(f"profile of {runtime} {Path(artifact.path).name} bs {batch_size} failed "
+                           f"(exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return out_path
+
+
+def profile_jobs(jobs, meta: dict, ctx) -> None:
+    """After the timed rounds of a bench call: profile each ok job of a profiled runtime at a profiled batch size
+    and point its row's `profile_path` at the file (relative to the workdir). A failed profile is logged and
+    leaves the row as it is."""
+    for job in jobs:
+        if job.row.get("status") != "ok" or job.runtime not in PROFILED_RUNTIMES or job.batch_size not in PROFILED_BATCH_SIZES:
+            continue
+        out = profile_path(ctx.root, meta["run_id"], job.runtime, job.artifact.path, job.batch_size)
+        try:
+            profile_configuration(job.runtime, job.artifact, meta, job.batch_size, ctx.cfg.threads,
+                                  ctx.workdir / "inputs.npy", out, ctx.timeout_s)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+            log.warning("%s", e)
+            continue
+        job.row["profile_path"] = str(out.relative_to(ctx.root)) if out.is_relative_to(ctx.root) else str(out)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m deploybench.bench.profile SPEC.json", file=sys.stderr)
+        return 2
+    spec = read_json(argv[0])
+    if not isinstance(spec, dict):
+        print(f"{argv[0]}: not a profile spec (JSON object)", file=sys.stderr)
+        return 2
+    write_json(spec["out"], take_profile(spec))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
