@@ -60,7 +60,7 @@ def test_openvino_fp32_really_f32(exported_run, val_batch):
         with get_runner("openvino")(_art(cfg, run, file, fmt, prec), meta, threads=1) as r:
             assert r.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
             assert r.compiled.get_property("INFERENCE_NUM_THREADS") == 1
-            assert r.precision == "fp32"      # fp16 weights are upconverted on CPU: reported as fp32
+            assert (r.precision, r.compute_precision) == (prec, "fp32")   # fp16 weights upconverted on CPU
             assert r.infer(x).shape == (len(x), meta["num_classes"])
 
 
@@ -73,7 +73,7 @@ def test_openvino_bf16(exported_run, val_batch):
     art = _art(cfg, run, "model.fp32.xml", "openvino", "fp32")
     with get_runner("openvino-bf16")(art, meta, threads=1) as r:
         assert r.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16"
-        assert r.precision == "bf16"
+        assert (r.precision, r.compute_precision) == ("fp32", "bf16")
         y = r.infer(x)
     with get_runner("openvino")(art, meta, threads=1) as r:
         ref = r.infer(x)
@@ -86,7 +86,7 @@ def test_torch_matches_ort_fp32(exported_run, val_batch):
     with get_runner("torch")(Artifact(str(run.ckpt_dir(cfg.root) / "best.pt"), "pytorch", "fp32"), meta,
                              threads=1) as r:
         ref = r.infer(x)
-        assert r.precision == "fp32"
+        assert r.precision == r.compute_precision == "fp32"
     with get_runner("onnxruntime-cpu")(_art(cfg, run, "model.fp32.onnx", "onnx", "fp32"), meta, threads=1) as r:
         assert r.session.get_session_options().intra_op_num_threads == 1
         one = r.infer(x[:1])
@@ -102,7 +102,7 @@ def test_int8_runs_quantized(exported_run, val_batch):
     outs = {}
     for rt in ("onnxruntime-cpu", "openvino"):
         with get_runner(rt)(_art(cfg, run, "model.int8.onnx", "onnx", "int8"), meta, threads=1) as r:
-            assert r.precision == "int8"
+            assert r.precision == "int8" and r.compute_precision.startswith("int8")
             outs[rt] = r.infer(x)
     with get_runner("onnxruntime-cpu")(_art(cfg, run, "model.fp32.onnx", "onnx", "fp32"), meta) as r:
         ref = r.infer(x)

@@ -6,8 +6,8 @@ rounds, so profiling never slows a timed execution.
 SPEC: {"runtime", "artifact": Artifact fields, "meta", "batch_size", "threads", "inputs": images.npy, "out"}.
 The runner is opened with option `profile=True` (ORT session profiling; OpenVINO PERF_COUNT), runs WARMUP
 inferences, then ITERATIONS profiled ones. Profile JSON (written atomically to "out"): {runtime, artifact,
-precision, compute_precision, batch_size, threads, iterations, total_ms (node time per inference), wall_ms
-(per inference, profiling on), by_op_type: [{op_type, ms, share, count, exec_types}], top_nodes: [{node,
+precision, compute_precision, batch_size, threads, iterations, total_ms (the nodes' median times summed),
+wall_ms (mean per inference, profiler on), by_op_type: [{op_type, ms, share, count, exec_types}], top_nodes: [{node,
 op_type, ms, share, exec_type}], seconds (the whole pass, load included), created_at}.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
+import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -68,29 +68,29 @@ def _openvino_runs(runner, infer) -> list[list[dict]]:
 
 
 def summarize(runs: list[list[dict]]) -> dict:
-    """total_ms, by_op_type and top_nodes (means per inference) from node events grouped by run."""
-    n = len(runs)
-    if not n or not any(runs):
-        raise RuntimeError("the runtime's profiler recorded no node events")
-    ops: dict[str, dict] = defaultdict(lambda: {"us": 0.0, "count": 0, "exec_types": set()})
+    """total_ms, by_op_type and top_nodes from node events grouped by run. A node's time is its median over the
+    runs (robust to a run preempted on a busy machine); an op type's is the sum over its nodes."""
     nodes: dict[str, dict] = {}
     for run in runs:
         for e in run:
-            op = ops[e["op_type"]]
-            op["us"] += e["us"]
-            op["count"] += 1
-            op["exec_types"].add(e["exec_type"])
-            node = nodes.setdefault(e["node"], {"node": e["node"], "op_type": e["op_type"], "us": 0.0,
-                                                "exec_type": e["exec_type"]})
-            node["us"] += e["us"]
-    total_us = sum(op["us"] for op in ops.values())
-    by_op = [{"op_type": k, "ms": round(v["us"] / n / 1e3, 5), "share": round(v["us"] / total_us, 5),
-              "count": round(v["count"] / n), "exec_types": sorted(t for t in v["exec_types"] if t)}
-             for k, v in ops.items()]
-    top = sorted(nodes.values(), key=lambda d: -d["us"])[:TOP_NODES]
-    return {"total_ms": round(total_us / n / 1e3, 5), "by_op_type": sorted(by_op, key=lambda d: -d["ms"]),
-            "top_nodes": [{"node": d["node"], "op_type": d["op_type"], "ms": round(d["us"] / n / 1e3, 5),
-                           "share": round(d["us"] / total_us, 5), "exec_type": d["exec_type"]} for d in top]}
+            nodes.setdefault(e["node"], {"node": e["node"], "op_type": e["op_type"], "exec_type": e["exec_type"],
+                                         "us": []})["us"].append(e["us"])
+    if not nodes:
+        raise RuntimeError("the runtime's profiler recorded no node events")
+    for n in nodes.values():
+        n["ms"] = statistics.median(n.pop("us")) / 1e3
+    total = sum(n["ms"] for n in nodes.values()) or 1.0
+    ops: dict[str, dict] = {}
+    for n in nodes.values():
+        op = ops.setdefault(n["op_type"], {"op_type": n["op_type"], "ms": 0.0, "count": 0, "exec_types": set()})
+        op["ms"] += n["ms"]
+        op["count"] += 1
+        op["exec_types"].add(n["exec_type"])
+    by_op = [op | {"ms": round(op["ms"], 5), "share": round(op["ms"] / total, 5),
+                   "exec_types": sorted(t for t in op["exec_types"] if t)} for op in ops.values()]
+    top = sorted(nodes.values(), key=lambda n: -n["ms"])[:TOP_NODES]
+    return {"total_ms": round(total, 5), "by_op_type": sorted(by_op, key=lambda d: -d["ms"]),
+            "top_nodes": [n | {"ms": round(n["ms"], 5), "share": round(n["ms"] / total, 5)} for n in top]}
 
 
 def take_profile(spec: dict) -> dict:

@@ -16,6 +16,7 @@ from .aggregate import (backbone_label, devices, flags, fraction_series, ok_rows
                         throughput_series)
 from .markdown import choices, device_title, pick_text, top1_text
 from .pareto import pareto_rows
+from .profile import profile_html
 from .select import ci_text, num
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -248,6 +249,7 @@ def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> st
                  _table(rows, noisy_cv)]
     else:
         body.append("<p>There are no results yet: run <code>deploybench bench</code> first.</p>")
+    body.append(profile_html(rows, cfg))
     body += ["<h2>Skipped and failed</h2>", _bad_rows(rows)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>deploybench report: {html.escape(name)}</title>{ERROR_HOOK}<style>{CSS}</style>"
