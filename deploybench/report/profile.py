@@ -105,40 +105,42 @@ def _md_table(head: list[str], body: list[list]) -> str:
                      + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in body])
 
 
-def profile_markdown(rows: list[dict], cfg=None) -> Optional[str]:
-    """The Markdown section, or None when no row has a profile."""
-    views = profile_view(rows, _root(cfg))
-    if not views:
-        return None
-    parts = ["## Where the time goes", f"*{NOTE}*"]
-    for v in views:
-        parts += [f"### {v['device']}", _md_table(*v["top"])]
-        if v["diffs"]:
-            parts.append(f"#### INT8 vs fp32 per op type: {v['model']}")
-            parts += [f"{title}\n\n{_md_table(head, body)}" for title, head, body in v["diffs"]]
-        if v["slower"]:
-            parts.append("**INT8 slower than fp32:**\n\n" + "\n".join(f"- {s}" for s in v["slower"]))
-    return "\n\n".join(parts)
-
-
 def _html_table(head: list[str], body: list[list]) -> str:
     ths = "".join(f"<th class=t>{html.escape(h)}</th>" for h in head)
     trs = "".join("<tr>" + "".join(f"<td class=t>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in body)
     return f"<table><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table>"
 
 
-def profile_html(rows: list[dict], cfg=None) -> str:
-    """The same section as HTML ("" when no row has a profile)."""
+MARKDOWN = {"h": lambda n, t: f"{'#' * n} {t}", "note": lambda t: f"*{t}*", "p": lambda t: t,
+            "b": lambda t: f"**{t}**", "list": lambda xs: "\n".join(f"- {x}" for x in xs), "table": _md_table,
+            "join": "\n\n"}
+HTML = {"h": lambda n, t: f"<h{n}>{html.escape(t)}</h{n}>", "note": lambda t: f"<p class=meta>{html.escape(t)}</p>",
+        "p": lambda t: f"<p>{html.escape(t)}</p>", "b": lambda t: f"<p><b>{html.escape(t)}</b></p>",
+        "list": lambda xs: "<ul>" + "".join(f'<li class="flag">{html.escape(x)}</li>' for x in xs) + "</ul>",
+        "table": _html_table, "join": "\n"}
+
+
+def _render(rows: list[dict], cfg, fmt: dict) -> Optional[str]:
     views = profile_view(rows, _root(cfg))
     if not views:
-        return ""
-    parts = ["<h2>Where the time goes</h2>", f"<p class=meta>{html.escape(NOTE)}</p>"]
+        return None
+    parts = [fmt["h"](2, "Where the time goes"), fmt["note"](NOTE)]
     for v in views:
-        parts += [f"<h3>{html.escape(v['device'])}</h3>", _html_table(*v["top"])]
+        parts += [fmt["h"](3, v["device"]), fmt["table"](*v["top"])]
         if v["diffs"]:
-            parts.append(f"<h4>INT8 vs fp32 per op type: {html.escape(v['model'])}</h4>")
-            parts += [f"<p>{html.escape(title)}</p>{_html_table(head, body)}" for title, head, body in v["diffs"]]
+            parts.append(fmt["h"](4, f"INT8 vs fp32 per op type: {v['model']}"))
+            for title, head, body in v["diffs"]:
+                parts += [fmt["p"](title), fmt["table"](head, body)]
         if v["slower"]:
-            parts.append("<p><b>INT8 slower than fp32:</b></p><ul>"
-                         + "".join(f'<li class="flag">{html.escape(s)}</li>' for s in v["slower"]) + "</ul>")
-    return "\n".join(parts)
+            parts += [fmt["b"]("INT8 slower than fp32:"), fmt["list"](v["slower"])]
+    return fmt["join"].join(parts)
+
+
+def profile_markdown(rows: list[dict], cfg=None) -> Optional[str]:
+    """The Markdown section, or None when no row has a profile."""
+    return _render(rows, cfg, MARKDOWN)
+
+
+def profile_html(rows: list[dict], cfg=None) -> str:
+    """The same section as HTML ("" when no row has a profile)."""
+    return _render(rows, cfg, HTML) or ""
