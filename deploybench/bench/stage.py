@@ -268,46 +268,61 @@ def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_s
                     (X[:max(batch_sizes or cfg.batch_sizes)], X, y), config_name, timeout_s)
 
 
-def _onnx_precision(path: Path) -> str:
+def _onnx_info(path: Path) -> tuple[str, Optional[int]]:
+    """(precision the file holds, number of logits when static) of a user's ONNX file; one line if unreadable."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(model)
+    except Exception as e:   # protobuf DecodeError, ValidationError, ...: all mean "not a usable ONNX file"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise DeployBenchError(f"{path}: not a readable ONNX model ({first}); re-export it or check the path") \
+            from None
+    if not model.graph.input or not model.graph.output:
+        raise DeployBenchError(f"{path}: ONNX model has no graph inputs/outputs; re-export it")
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    classes = dims[-1].dim_value if len(dims) >= 2 and dims[-1].HasField("dim_value") else None
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul")
            for n in model.graph.node):
-        return "int8"
+        return "int8", classes
     fp16 = onnx.TensorProto.FLOAT16
-    if any(t.data_type == fp16 for t in model.graph.initializer):
-        return "fp16"
-    return "fp32"
+    return ("fp16" if any(t.data_type == fp16 for t in model.graph.initializer) else "fp32"), classes
 
 
 def bench_model(onnx_path: Path, input_size: tuple = (3, 224, 224), mean=(0.485, 0.456, 0.406),
                 std=(0.229, 0.224, 0.225), data_dir: Optional[Path] = None, cfg: Optional[BenchConfig] = None,
                 runtimes=None, batch_sizes=None, device: Optional[str] = None, root: Optional[Path] = None
                 ) -> list[dict]:
-    """Bring your own ONNX: random inputs for latency without data; accuracy when `data_dir` has test/."""
+    """Bring your own ONNX: random inputs for latency without data; accuracy on `data_dir` (a folder of class
+    folders, or an ImageFolder root with test/) whose class count must match the model's outputs."""
     cfg = cfg or BenchConfig()
     path = Path(onnx_path).resolve()
     if not path.is_file():
         raise DeployBenchError(f"{onnx_path}: ONNX model not found")
+    precision, classes = _onnx_info(path)
     c, h, w = (int(v) for v in input_size)
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
     meta = {"run_id": f"{path.stem}-{digest}", "backbone": path.stem, "image_size": h, "mean": list(mean),
             "std": list(std), "input_size": [c, h, w]}
     acc_x = acc_y = None
     if data_dir is not None:
-        from ..data import load_array
+        from ..data import class_names, load_array
 
-        if not (Path(data_dir) / "test").is_dir():
-            raise DeployBenchError(f"{data_dir}: --data needs an ImageFolder root with a test/ folder")
+        if not Path(data_dir).is_dir():
+            raise DeployBenchError(f"--data {data_dir}: folder not found")
         ds = DatasetConfig(name=Path(data_dir).name, kind="imagefolder", path=str(data_dir), image_size=h)
+        found = class_names(ds, "test")
+        if classes is not None and len(found) != classes:
+            raise DeployBenchError(f"--data {data_dir}: {len(found)} class folders, but {path.name} outputs "
+                                   f"{classes} logits; pass the folder of the classes the model was trained on")
         acc_x, acc_y = load_array(ds, "test", image_size=h, mean=list(mean), std=list(std),
                                   limit=cfg.accuracy_images)
         meta["dataset"] = ds.name
     nmax = max(batch_sizes or cfg.batch_sizes)
     inputs = acc_x[:nmax] if acc_x is not None else \
         np.random.default_rng(0).standard_normal((nmax, c, h, w)).astype(np.float32)
-    art = Artifact(str(path), "onnx", _onnx_precision(path), meta["run_id"])
+    art = Artifact(str(path), "onnx", precision, meta["run_id"])
     runtimes = [r for r in (runtimes or cfg.runtimes) if r != "torch"]
     return _run_all([art], meta, Path(root) if root else Path.cwd(), cfg, runtimes, batch_sizes, frozenset(),
                     device, (inputs, acc_x, acc_y), None, None)
