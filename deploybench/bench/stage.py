@@ -1,8 +1,9 @@
 """Bench stage: every artifact x runtime x batch size of a run, each measured by its own fresh worker process.
 
 Every configuration of the call (all runtimes) gets `latency.executions` executions in round-robin rounds
-(A B C, A B C, ...): its worker starts in round 1 (load, first execution, memory, accuracy), then waits, blocked
-and idle, for its turn in the next rounds; the rows pool the executions (stats.pool). Only one worker computes at
+(A B C, A B C, ...): all workers start first and prepare (load, memory, accuracy; untimed, as many at once as
+there are cores), then each waits, blocked and idle, for its turn in every round; the rows pool the executions
+(stats.pool). Only one worker computes at
 a time, with an arg list, OMP_NUM_THREADS and a timeout per execution (worker.ProcessWorker); a crash or timeout
 becomes a `failed` row carrying the reason (the worker's own error, else the stderr tail). Idle workers keep their model loaded: on a target short
 of memory, set `executions: 1` (one execution per process, nothing kept alive).
@@ -124,6 +125,24 @@ def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
             "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and job.runtime == "tensorrt" else {}}
 
 
+def _start_workers(jobs: list[_Job], meta: dict, ctx: _Ctx, worker_cls) -> None:
+    """Start every job's worker and let it load and prepare (one inference, memory, accuracy), as many at a time
+    as the machine has cores: nothing is timed yet, and start-up is most of a short bench call's cost. Accuracy
+    goes to the first worker of each artifact x runtime pair (largest batch first)."""
+    with_acc: set = set()
+    parallel = max(1, dev.device_info()["cores"])
+    for i in range(0, len(jobs), parallel):
+        chunk = jobs[i:i + parallel]
+        for job in chunk:
+            pair = (job.artifact.path, job.runtime)
+            tag = hashlib.sha1(f"{job.artifact.path}|{job.runtime}|{job.batch_size}".encode()).hexdigest()[:10]
+            spec = _spec(job, meta, ctx, ctx.has_accuracy and pair not in with_acc)
+            with_acc.add(pair)
+            job.worker = worker_cls(spec, ctx.workdir, tag, ctx.threads, ctx.timeout_s)
+        for job in chunk:
+            job.worker.wait_ready()
+
+
 def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
     """`latency.executions` rounds over all jobs (round-robin); a job's worker lives from its first round to its
     last, so its executions are spread over the whole bench call and meet the same machine drift as the others."""
@@ -131,15 +150,12 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
     acc: dict[tuple, dict] = {}
     worker_cls = ProcessWorker if ctx.cfg.fresh_process else LocalWorker
     try:
+        _start_workers(jobs, meta, ctx, worker_cls)
         for rnd in range(repeats):
             for job in jobs:
                 if job.error:
                     continue
                 pair = (job.artifact.path, job.runtime)
-                if rnd == 0:
-                    tag = hashlib.sha1(f"{job.artifact.path}|{job.runtime}|{job.batch_size}".encode()).hexdigest()[:10]
-                    spec = _spec(job, meta, ctx, ctx.has_accuracy and pair not in acc)
-                    job.worker = worker_cls(spec, ctx.workdir, tag, ctx.threads, ctx.timeout_s)
                 out = job.worker.execute()
                 if out["status"] != "ok":
                     job.error = out["reason"] if repeats == 1 else f"execution {rnd + 1} of {repeats}: {out['reason']}"
