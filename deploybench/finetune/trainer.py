@@ -22,7 +22,7 @@ from ..io import read_json, write_json, write_text
 from ..records import RunSpec, StageResult
 from . import checkpoint as ck
 from .heads import freeze_all_but_head, freeze_batchnorm_stats
-from .memory_format import FORMATS, pick_memory_format
+from ..backbones.memory_format import FORMATS, pick_memory_format
 
 
 def finetune_run(run: RunSpec, root: Path, *, progress: bool = True) -> StageResult:
