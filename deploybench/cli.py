@@ -230,6 +230,18 @@ def backbones(as_json, pattern):
                    f"{', '.join(i.weight_sources)} (default {i.default_weights})")
 
 
+@cli.command("plan")
+@CONFIG_OPT
+@WORKDIR_OPT
+@click.option("--backbone", "backbones", multiple=True, help="Only these backbones (repeatable).")
+def plan_cmd(config_path, workdir, backbones):
+    """Dry run: list every run of the config and check dataset folders against expected counts; trains nothing."""
+    from .sweep.plan import plan, render_plan
+
+    cfg = _load(config_path, workdir)
+    click.echo(render_plan(cfg, plan(cfg, tuple(backbones))))
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
 def doctor(as_json):
