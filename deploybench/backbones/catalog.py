@@ -10,6 +10,7 @@ from torch import nn
 from .registry import register_backbone
 from .torchvision_weights import TORCHVISION_WEIGHTS
 from .wavemix import WaveMix
+from .wavemix_l3 import WaveMixL3
 
 HALF = (0.5, 0.5, 0.5)
 
@@ -74,3 +75,11 @@ def _shufflenet(num_classes: int, image_size: int, hub: bool) -> nn.Module:
                    source="deploybench.backbones.wavemix")
 def _wavemix(num_classes: int, image_size: int, hub: bool) -> nn.Module:
     return WaveMix(num_classes=num_classes)
+
+
+@register_backbone(name="wavemix_192_16_l3", family="wavemix", library="deploybench", params_m=27.86,
+                   gmacs_224=15.11, weight_sources=["file"], default_weights="none",
+                   description="WaveMix-192/16, level-3 blocks: the seed study's WaveMix; its authors' ImageNet "
+                               "checkpoint loads as a file", source="deploybench.backbones.wavemix_l3")
+def _wavemix_l3(num_classes: int, image_size: int, hub: bool) -> nn.Module:
+    return WaveMixL3(num_classes=num_classes)

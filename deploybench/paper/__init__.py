@@ -1,8 +1,9 @@
 """The seed study's own figures, shipped with the package (transcribed from the paper; see README.md here).
 
 Jeevan & Sethi, "Which Backbone to Use: A Resource-efficient Domain Specific Comparison for Computer Vision"
-(2024). Table 2 -> `backbones()`, Table 3 -> `datasets()`, Tables 4-8 -> `figures()`. Backbone and dataset keys
-are deploybench's registry / config names; `paper_backbone()` / `paper_dataset()` give the paper's names.
+(2024). Table 2 -> `backbones()`, Table 3 -> `datasets()`, Tables 4-8 -> `figures()`. The CSVs' keys are
+deploybench's registry / paper.yaml names, but for WaveMix (`registry_name()`); `paper_backbone()` /
+`paper_dataset()` give the paper's names, `dataset_key()` also accepts those ("CIFAR-10").
 """
 from __future__ import annotations
 
@@ -26,9 +27,13 @@ DATASET_NAMES = {
 }
 
 
+# the paper's backbone keys that are not our registry name: our `wavemix` is a level-1 WaveMix-288/16
+REGISTRY_NAMES = {"wavemix": "wavemix_192_16_l3"}
+
+
 @dataclass(frozen=True)
 class PaperBackbone:
-    name: str               # deploybench registry name
+    name: str               # the CSV's key (registry_name() gives ours)
     paper_name: str
     params_m: float
     imagenet_top1: float    # of the ImageNet weights the paper fine-tuned
@@ -95,15 +100,26 @@ def dataset_key(name: Optional[str]) -> Optional[str]:
     return _dataset_aliases().get(_key(name or ""))
 
 
+def registry_name(key: str) -> str:
+    """Our registry name for one of the paper's backbone keys."""
+    return REGISTRY_NAMES.get(key, key)
+
+
+def backbone_key(name: str) -> Optional[str]:
+    """The paper's backbone key for one of our registry names, or None when the paper did not use it."""
+    return next((k for k in backbones() if registry_name(k) == name), None)
+
+
 def figures(backbone: str, dataset: str, fraction: float) -> list[PaperFigure]:
     """The paper's figures for our backbone / dataset names at `fraction`; two when its tables disagree."""
-    ds = dataset_key(dataset)
-    return [f for f in _figures() if f.backbone == backbone and f.dataset == ds and abs(f.fraction - fraction) < 1e-9]
+    bb, ds = backbone_key(backbone), dataset_key(dataset)
+    return [f for f in _figures() if f.backbone == bb and f.dataset == ds and abs(f.fraction - fraction) < 1e-9]
 
 
 def paper_backbone(name: str) -> str:
-    b = backbones().get(name)
-    return b.paper_name if b else name
+    """The paper's name for one of our registry names (the name itself when the paper did not use it)."""
+    key = backbone_key(name)
+    return backbones()[key].paper_name if key else name
 
 
 def paper_dataset(name: str) -> str:
