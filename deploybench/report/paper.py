@@ -16,7 +16,9 @@ from .. import paper
 NOTE = ("Paper: {cite}. Its figures are the best of three runs chosen on the test set, an optimistic metric; "
         "\"best of N\" applies the same rule to our seeds for a like-for-like comparison, while mean ± std is the "
         "estimate to rely on. Ours: torch fp32 top-1 on the test images the bench stage measured. The paper "
-        "fine-tuned torchvision's ImageNet weights (WaveMix: its authors'); Δ = ours − paper, in points.")
+        "fine-tuned torchvision's ImageNet weights (WaveMix: its authors'); Δ = ours − paper, in points. The "
+        "figures compare only under the paper's protocol (configs/paper.yaml) on its splits (`deploybench plan` "
+        "checks the counts).")
 HEAD = ["dataset", "backbone", "fraction", "seeds", "ours top-1 % (mean ± std)", "ours best of N (optimistic)",
         "paper top-1 % (best of 3, optimistic)", "Δ best", "Δ mean", "paper source"]
 
