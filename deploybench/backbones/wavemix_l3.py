@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .wavemix import HaarDWT
+from .wavemix import HaarDWT, patchify_stem
 
 
 def _split(y: torch.Tensor) -> torch.Tensor:
@@ -56,9 +56,7 @@ class WaveMixL3(nn.Module):
         super().__init__()
         d = final_dim
         self.num_features = d
-        self.conv = nn.Sequential(
-            nn.Conv2d(3, d // 4, 3, 1, 1), nn.Conv2d(d // 4, d // 2, 3, 1, 1),
-            nn.Conv2d(d // 2, d, patch_size, patch_size), nn.GELU(), nn.BatchNorm2d(d))
+        self.conv = patchify_stem(d, patch_size)
         self.layers = nn.ModuleList([Level3Block(d, mult, ff_channel, dropout) for _ in range(depth)])
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(d, num_classes))
 
