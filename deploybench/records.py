@@ -38,7 +38,8 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """Readable and stable: the same setup always gets the same id (content hash)."""
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        payload = json.dumps(dataclasses.asdict(self) | {"dataset": self.dataset.identity()}, sort_keys=True,
+                             default=str)
         digest = hashlib.sha1(payload.encode()).hexdigest()[:8]
         return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-{digest}"
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from .aggregate import backbone_label, configs, fraction_series, devices, flags, ok_rows, ranked, seed_mean_rows, tiers
+from .paper import markdown_section as paper_section
 from .select import ci_text, num, select
 
 
@@ -199,4 +200,5 @@ def render_markdown(rows: list[dict], cfg=None, noisy_cv: Optional[float] = None
     sections = [_device_section(fp, n, rows, noisy_cv) for fp, n in devs.items()]
     sections += [_precision_deltas(rows), _tiers(rows), _fractions(rows), _choices(rows, cfg),
                  _side_by_side(rows, devs)]
+    sections.append(paper_section(rows))
     return "\n".join(head) + "\n\n" + "\n\n".join(s for s in sections if s) + "\n"
