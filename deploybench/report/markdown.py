@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from .aggregate import backbone_label, configs, fraction_series, devices, flags, ok_rows, ranked, seed_mean_rows, tiers
+from .fmt import table
 from .paper import markdown_section as paper_section
 from .select import ci_text, num, select
 
@@ -19,12 +20,6 @@ def _f(v, nd: int = 2, sign: bool = False) -> str:
 
 def _g(v) -> str:
     return "–" if v is None else num(v)
-
-
-def table(head: list[str], body: list[list]) -> str:
-    esc = lambda x: str(x).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in body])
 
 
 def top1_text(c: dict) -> str:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Optional
 
 from .. import paper
+from .fmt import table
 
 NOTE = ("Paper: {cite}. Its figures are the best of three runs chosen on the test set, an optimistic metric; "
         "\"best of N\" applies the same rule to our seeds for a like-for-like comparison, while mean ± std is the "
@@ -71,8 +72,6 @@ def _cells(c: dict) -> list[str]:
 
 def markdown_section(rows: list[dict]) -> Optional[str]:
     """"## Compared with the paper" (None when no run has a paper figure)."""
-    from .markdown import table
-
     comp = comparison(rows)
     if not comp:
         return None
