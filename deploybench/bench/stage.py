@@ -98,7 +98,8 @@ def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
                latency_ms_min=s["min"], latency_ms_max=s["max"], latency_count=s["count"],
                latency_executions=lat["executions"], latency_ms_device_p50=lat["device_p50_ms"],
                throughput_ips=lat["throughput_ips"], noisy=int(lat["noisy"]),
-               peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"))
+               peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"),
+               peak_device_mem_method=first.get("peak_device_mem_method"))
     row["efficiency"] = efficiency(row["gmacs"], row["batch_size"], s["p50"], ctx.peak(row["runtime"]),
                                    row["precision"])
     return row

@@ -15,8 +15,9 @@ measures other configurations (stage.py interleaves them). The first execution a
 memory.py) and device memory, read before the accuracy pass so the test split (memory-mapped) does not count
 toward the deployment footprint, and then runs accuracy through the same runner at the row's batch size.
 OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "latency" (LatencyResult.as_dict, samples included),
-"seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "top1", "top5",
-"accuracy_images"} or {"status": "failed", "reason"}.
+"seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "peak_device_mem_method" (GPU
+runners: device-level used-memory delta around load and run, see memory.DeviceMemProbe), "options_used" (the
+runner's, e.g. the TensorRT profile that ran), "top1", "top5", "accuracy_images"} or {"status": "failed", "reason"}.
 """
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([images] * reps)[:batch_size], dtype=np.float32)
 
 
+def _accounting(runner) -> Optional[float]:
+    """The runtime's own device-memory total (TensorRT: weights + activations + I/O), where it reports one."""
+    fn = getattr(runner, "memory_accounting", None)
+    return fn().get("total_mb") if fn else None
+
+
 def failed(e: BaseException) -> dict:
     return {"status": "failed", "reason": f"{type(e).__name__}: {e}".strip()[:2000]}
 
@@ -65,11 +72,17 @@ class Session:
             sys.modules["torch"].set_num_threads(int(threads))
         self.batch = _batch(np.load(spec["inputs"]), bs)
         cls = get_runner(spec["runtime"])
+        self.mem = None
+        if getattr(cls, "uses_cuda", False):     # device-level baseline before the runner touches the GPU
+            from .memory import DeviceMemProbe
+            self.mem = DeviceMemProbe()
         self.runner = cls(Artifact(**spec["artifact"]), spec["meta"], threads=threads, **(spec.get("options") or {}))
         self.runner.__enter__()
         logits = np.asarray(self.runner.infer(self.batch))
         if logits.ndim != 2 or logits.shape[0] != bs:
             raise RuntimeError(f"runner returned shape {logits.shape} for a batch of {bs}; expected ({bs}, classes)")
+        if self.mem:
+            self.mem.sample()
         self.load_s = round(time.perf_counter() - start, 3)
         return self
 
@@ -78,7 +91,7 @@ class Session:
         from ..config import LatencyConfig
         from .accuracy import evaluate
         from .latency import measure
-        from .memory import device_mem_mb, peak_host_mem_mb
+        from .memory import peak_host_mem_mb
 
         started_ns = time.monotonic_ns()       # system-wide clock: orders executions across worker processes
         start, runner, bs = time.perf_counter(), self.runner, int(self.spec["batch_size"])
@@ -87,8 +100,12 @@ class Session:
         out = {"status": "ok", "execution": self.executions, "started_ns": started_ns, "precision": runner.precision,
                "latency": res.as_dict()}
         if self.executions == 0:
-            out.update(load_s=self.load_s, peak_host_mem_mb=round(peak_host_mem_mb(), 1),
-                       peak_device_mem_mb=device_mem_mb())
+            host = round(peak_host_mem_mb(), 1)
+            if self.mem:
+                self.mem.sample()
+            dev_mb, dev_method = self.mem.figure(host, _accounting(runner)) if self.mem else (None, None)
+            out.update(load_s=self.load_s, peak_host_mem_mb=host, peak_device_mem_mb=dev_mb,
+                       peak_device_mem_method=dev_method, options_used=getattr(runner, "options_used", None))
             acc = self.spec.get("accuracy")
             if acc:
                 X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
