@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from .base import Runner, as_batch, cuda_device
+from .base import Runner, as_batch
 
 GPU_HINT = "onnxruntime-gpu not installed (pip install deploybench[gpu])"
 

@@ -2,9 +2,10 @@
 
 Per input shape it keeps pre-allocated device buffers (cudaMalloc) and a host output array; each call copies the
 batch in, enqueues (execute_async_v3), copies the logits back and synchronizes, so the host-timed region is
-H2D + compute + D2H (trtexec's "Latency"), and CUDA events around the enqueue give `device_time_ms` (trtexec's
-"GPU Compute Time"). The optimization profile whose opt equals the batch is selected (export/tensorrt.py builds
-one per bench batch size). Option `cuda_graphs=True` captures one CUDA graph per profile and shape.
+H2D + compute + D2H (trtexec's "Host Latency"), and CUDA events around the enqueue give `device_time_ms`
+(trtexec's "GPU Compute Time": docs.nvidia.com/deeplearning/tensorrt/latest/reference/command-line-programs.html).
+The optimization profile whose opt equals the batch is selected (export/tensorrt.py builds one per bench batch
+size). Option `cuda_graphs=True` captures one CUDA graph per profile and shape.
 TensorRT Python API pages cited below are under
 https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/
 """
@@ -181,9 +182,9 @@ class TensorRTRunner(Runner):
             raise RuntimeError(f"{self.path.name}: execute_async_v3 failed (see the TensorRT log on stderr)")
 
     def _launch(self) -> None:
-        """Enqueue the engine; with cuda_graphs, replay the graph captured for this profile and shape
-        (https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/advanced.html, CUDA Graphs:
-        one enqueue before capture to flush shape-dependent setup)."""
+        """Enqueue the engine; with cuda_graphs, replay the graph captured for this profile and shape (TensorRT
+        developer guide, "CUDA Graphs": enqueue once before capturing so shape-dependent setup is not captured;
+        capture with cudaStreamBeginCapture/EndCapture on a non-default stream, see runtimes/cuda.py)."""
         from .cuda import graph_capture, graph_launch
 
         if not self.options.get("cuda_graphs"):
