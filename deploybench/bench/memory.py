@@ -45,7 +45,8 @@ def _nvml_used(device: int) -> Optional[float]:
         pynvml.nvmlInit()
         try:
             bus = pci_bus_id(device)
-            handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus.encode()) if bus else pynvml.nvmlDeviceGetHandleByIndex(device)
+            handle = (pynvml.nvmlDeviceGetHandleByPciBusId(bus.encode()) if bus
+                      else pynvml.nvmlDeviceGetHandleByIndex(device))
             return pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
         finally:
             pynvml.nvmlShutdown()
