@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deploybench.bench.memory import UNIFIED, device_mem_figure
-from deploybench.export.tensorrt import engine_file, load_timing_cache, profile_batches
+from deploybench.export.tensorrt import engine_file, load_timing_cache, profile_batches, superseded
 from deploybench.runtimes.onnxruntime import (CUDA_OPTS, TF32_ENV, BoundIO, cuda_ep_options, ort_trt_cache_dir,
                                               trt_ep_options)
 from deploybench.runtimes.tensorrt import choose_profile, engine_memory_mb, layer_precisions, majority
@@ -174,3 +174,13 @@ def test_cuda_runtime_errors_name_the_call():
     assert check((rt.cudaError_t.cudaSuccess, 1, 2), "cudaMemGetInfo") == (1, 2)
     with pytest.raises(CudaError, match=r"cudaMalloc\(16\) failed: cudaErrorMemoryAllocation"):
         check((rt.cudaError_t.cudaErrorMemoryAllocation, None), "cudaMalloc(16)")
+
+
+def test_engines_of_another_tensorrt_version_are_superseded():
+    current = engine_file("fp16", "nvidia-h100", "10.9.0.34")
+    assert superseded(engine_file("fp16", "nvidia-h100", "10.8.0.43"), current)
+    assert superseded("model.fp16.nvidia-h100.engine", current)            # the name used before versions
+    assert not superseded(current, current)
+    assert not superseded(engine_file("fp16", "nvidia-h100-nvl", "10.8.0.43"), current)   # another GPU's engine
+    assert not superseded(engine_file("fp32", "nvidia-h100", "10.8.0.43"), current)
+    assert not superseded("model.fp16.onnx", current)

@@ -127,7 +127,7 @@ class _Export:
                              lambda p: to_ir(self.out / src["file"], p), reason)
 
     def tensorrt(self, prec: str) -> dict:
-        from .tensorrt import build_engine, engine_file, tensorrt_unavailable
+        from .tensorrt import build_engine, engine_file, superseded, tensorrt_unavailable
 
         reason = tensorrt_unavailable()
         if reason:
@@ -135,8 +135,10 @@ class _Export:
         src = self.onnx(prec)
         reason = "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
         file = engine_file(prec)
-        self.entries = {f: a for f, a in self.entries.items()        # drop "no GPU here" placeholders
-                        if not (a["format"] == "tensorrt" and a["precision"] == prec and a["status"] == "skipped")}
+        # drop "no GPU here" placeholders and this GPU's engines of another TensorRT version (bench would run them)
+        self.entries = {f: a for f, a in self.entries.items()
+                        if not (a["format"] == "tensorrt" and a["precision"] == prec
+                                and (a["status"] == "skipped" or superseded(f, file)))}
         return self.artifact(file, "tensorrt", prec, lambda p: build_engine(
             self.out / src["file"], p, self.meta["image_size"], max_batch=self.max_batch, opt_batches=self.opt_batches,
             workspace_gb=self.cfg.tensorrt_workspace_gb, timing_cache=self.out / "trt_timing.cache",

@@ -19,7 +19,7 @@ from ..io import atomic_path, write_text
 from ..runtimes.cuda import gpu_slug
 from ..runtimes.tensorrt import TensorRTRunner, trt_version
 
-__all__ = ["build_engine", "engine_file", "gpu_slug", "profile_batches", "tensorrt_unavailable"]
+__all__ = ["build_engine", "engine_file", "gpu_slug", "profile_batches", "superseded", "tensorrt_unavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,13 @@ def engine_file(precision: str, gpu: str | None = None, version: str | None = No
     gpu = gpu or gpu_slug()
     version = version or trt_version()[1]
     return f"model.{precision}.{gpu}.trt{'.'.join(version.split('.')[:3])}.engine"
+
+
+def superseded(file: str, current: str) -> bool:
+    """Whether engine `file` is an older build of `current`: same precision and GPU, another TensorRT version
+    (or the unversioned name used before versions were in the name). Other GPUs' engines are not superseded."""
+    prefix = current.rsplit(".trt", 1)[0] + "."
+    return file != current and file.endswith(".engine") and file.startswith(prefix)
 
 
 def profile_batches(batch_sizes, max_batch: int) -> list[int]:
