@@ -184,3 +184,15 @@ def test_engines_of_another_tensorrt_version_are_superseded():
     assert not superseded(engine_file("fp16", "nvidia-h100-nvl", "10.8.0.43"), current)   # another GPU's engine
     assert not superseded(engine_file("fp32", "nvidia-h100", "10.8.0.43"), current)
     assert not superseded("model.fp16.onnx", current)
+
+
+def test_gpu_jobs_prepare_alone():
+    """Workers prepare in parallel groups, but a GPU job's device-level memory delta needs the GPU to itself."""
+    from types import SimpleNamespace
+
+    from deploybench.bench.stage import prepare_groups
+
+    jobs = [SimpleNamespace(runtime=r, n=i) for i, r in enumerate(
+        ["tensorrt", "onnxruntime-cpu", "tensorrt", "openvino", "onnxruntime-cuda", "torch", "onnxruntime-trt"])]
+    groups = [[j.n for j in g] for g in prepare_groups(jobs, parallel=2)]
+    assert groups == [[1, 3], [5], [0], [2], [4], [6]]
