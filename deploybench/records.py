@@ -23,6 +23,7 @@ COLUMNS = [
     "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
+    "peak_device_mem_method",
 ]
 
 

@@ -99,7 +99,8 @@ def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
                latency_ms_min=s["min"], latency_ms_max=s["max"], latency_count=s["count"],
                latency_executions=lat["executions"], latency_ms_device_p50=lat["device_p50_ms"],
                throughput_ips=lat["throughput_ips"], noisy=int(lat["noisy"]),
-               peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"))
+               peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"),
+               peak_device_mem_method=first.get("peak_device_mem_method"))
     row["efficiency"] = efficiency(row["gmacs"], row["batch_size"], s["p50"], ctx.peak(row["runtime"]),
                                    row["precision"])
     return row
@@ -125,14 +126,20 @@ def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
             "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and job.runtime == "tensorrt" else {}}
 
 
+def prepare_groups(jobs: list, parallel: int) -> list[list]:
+    """Jobs in the groups that prepare together: CPU jobs `parallel` at a time, each GPU job alone (its
+    device-level memory delta must not see another worker loading); order kept within each kind."""
+    cpu = [j for j in jobs if j.runtime not in GPU_RUNTIMES]
+    return [cpu[i:i + parallel] for i in range(0, len(cpu), parallel)] + \
+        [[j] for j in jobs if j.runtime in GPU_RUNTIMES]
+
+
 def _start_workers(jobs: list[_Job], meta: dict, ctx: _Ctx, worker_cls) -> None:
     """Start every job's worker and let it load and prepare (one inference, memory, accuracy), as many at a time
-    as the machine has cores: nothing is timed yet, and start-up is most of a short bench call's cost. Accuracy
-    goes to the first worker of each artifact x runtime pair (largest batch first)."""
+    as the machine has cores (GPU jobs one at a time): nothing is timed yet, and start-up is most of a short bench
+    call's cost. Accuracy goes to the first worker of each artifact x runtime pair (largest batch first)."""
     with_acc: set = set()
-    parallel = max(1, dev.device_info()["cores"])
-    for i in range(0, len(jobs), parallel):
-        chunk = jobs[i:i + parallel]
+    for chunk in prepare_groups(jobs, max(1, dev.device_info()["cores"])):
         for job in chunk:
             pair = (job.artifact.path, job.runtime)
             tag = hashlib.sha1(f"{job.artifact.path}|{job.runtime}|{job.batch_size}".encode()).hexdigest()[:10]

@@ -7,18 +7,20 @@ SPEC: {"artifact": {path, format, precision, run_id}, "meta": {...}, "runtime", 
 "latency": LatencyConfig fields, "inputs": images.npy (real test images, tiled up to batch_size),
 "accuracy": {"x": X.npy, "y": y.npy} or null, "options": runner options}.
 
-The process opens the runner once and prepares: one inference, then peak RSS (VmHWM, see memory.py) and device
-memory, read before the accuracy pass so the test split (memory-mapped) does not count toward the deployment
-footprint, then accuracy through the same runner at the row's batch size. It answers "ready" on its control
-channel (the original stdout; fd 1 is pointed at stderr so that runtime libraries cannot write into it). Nothing
+The process opens the runner once and prepares: one inference, then peak RSS (VmHWM, see memory.py), read before
+the accuracy pass so the test split (memory-mapped) does not count toward the deployment footprint, then accuracy
+through the same runner at the row's batch size (GPU runners: the device-level used-memory delta from before the
+load to after the first timed phase, memory.DeviceMemProbe). It answers "ready" on its control channel (the
+original stdout; fd 1 is pointed at stderr so that runtime libraries cannot write into it). Nothing
 is timed while workers prepare, so the driver prepares several at once (stage.py). Then it serves the driver:
 each line on stdin is an OUT.json path; the worker runs one execution (warm-up + timed phase), writes OUT.json
 there atomically and answers "done". EOF on stdin, or a failed execution, ends it. Between executions the process
 sits blocked on stdin while the driver measures other configurations (stage.py interleaves them). The first
 execution's OUT carries what preparing measured.
 OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "latency" (LatencyResult.as_dict, samples included),
-"seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "top1", "top5",
-"accuracy_images"} or {"status": "failed", "reason"}.
+"seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "peak_device_mem_method" (GPU
+runners: device-level used-memory delta around load and run, see memory.DeviceMemProbe), "options_used" (the
+runner's, e.g. the TensorRT profile that ran), "top1", "top5", "accuracy_images"} or {"status": "failed", "reason"}.
 """
 from __future__ import annotations
 
@@ -42,6 +44,12 @@ STDERR_TAIL = 800
 def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
     reps = -(-batch_size // len(images))
     return np.ascontiguousarray(np.concatenate([images] * reps)[:batch_size], dtype=np.float32)
+
+
+def _accounting(runner) -> Optional[float]:
+    """The runtime's own device-memory total (TensorRT: weights + activations + I/O), where it reports one."""
+    fn = getattr(runner, "memory_accounting", None)
+    return fn().get("total_mb") if fn else None
 
 
 def failed(e: BaseException) -> dict:
@@ -68,21 +76,29 @@ class Session:
             sys.modules["torch"].set_num_threads(int(threads))
         self.batch = _batch(np.load(spec["inputs"]), bs)
         cls = get_runner(spec["runtime"])
+        self.mem = None
+        if getattr(cls, "uses_cuda", False):     # device-level baseline before the runner touches the GPU
+            from .memory import DeviceMemProbe
+            self.mem = DeviceMemProbe()
         self.runner = cls(Artifact(**spec["artifact"]), spec["meta"], threads=threads, **(spec.get("options") or {}))
         self.runner.__enter__()
         logits = np.asarray(self.runner.infer(self.batch))
         if logits.ndim != 2 or logits.shape[0] != bs:
             raise RuntimeError(f"runner returned shape {logits.shape} for a batch of {bs}; expected ({bs}, classes)")
+        if self.mem:
+            self.mem.sample()
         self.load_s = round(time.perf_counter() - start, 3)
         return self
 
     def prepare(self) -> None:
         """Untimed: memory after load (before the accuracy pass), then accuracy; reported by the first execution."""
         from .accuracy import evaluate
-        from .memory import device_mem_mb, peak_host_mem_mb
+        from .memory import peak_host_mem_mb
 
+        used = getattr(self.runner, "options_used", None)     # copied before accuracy's partial batch changes it
         self.first = {"load_s": self.load_s, "peak_host_mem_mb": round(peak_host_mem_mb(), 1),
-                      "peak_device_mem_mb": device_mem_mb()}
+                      "peak_device_mem_mb": None, "peak_device_mem_method": None,
+                      "options_used": dict(used) if used else None}
         acc = self.spec.get("accuracy")
         if acc:
             X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
@@ -90,7 +106,7 @@ class Session:
             self.first["accuracy_images"] = int(len(y))
 
     def execute(self) -> dict:
-        """One execution: latency (+ what `prepare` measured, on the first)."""
+        """One execution: latency (+ what `prepare` measured, and GPU memory, on the first)."""
         from ..config import LatencyConfig
         from .latency import measure
 
@@ -104,6 +120,10 @@ class Session:
                "latency": res.as_dict()}
         if self.executions == 0:
             out.update(self.first)
+            if self.mem:      # device-level used-memory delta around load, accuracy and this timed phase
+                self.mem.sample()
+                out["peak_device_mem_mb"], out["peak_device_mem_method"] = self.mem.figure(
+                    self.first["peak_host_mem_mb"], _accounting(runner))
         self.executions += 1
         out["seconds"] = round(time.perf_counter() - start, 3)
         return out

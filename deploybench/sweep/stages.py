@@ -109,8 +109,9 @@ def _stage(stage: str, cfg: Config, run: RunSpec, opts: StageOptions, existing, 
         return finetune_run(run, root, progress=False)
     if stage == "export":
         from ..export import export_run
+        batch_sizes = opts.batch_sizes or cfg.bench.batch_sizes
         return export_run(run, root, cfg.export, formats=opts.formats, precisions=opts.precisions,
-                          max_batch=max(opts.batch_sizes or cfg.bench.batch_sizes))
+                          max_batch=max(batch_sizes), opt_batches=list(batch_sizes))
     from ..bench import bench_run
     rows = bench_run(run, root, cfg.bench, runtimes=opts.runtimes, batch_sizes=opts.batch_sizes,
                      existing=existing, config_name=cfg.name, device=opts.device)
