@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -33,7 +35,11 @@ def _pipeline(cfg: Config, stages: tuple[str, ...], backbones=(), executor=None,
               **options) -> None:
     from .sweep.plan import plan
     from .sweep.runner import run_pipeline
+    from .validate import check_backbones, check_config, check_runtimes
 
+    check_config(cfg, stages)
+    check_backbones(cfg, backbones)
+    check_runtimes(options.get("runtimes") or ())
     runs = plan(cfg, tuple(backbones))
     if not runs:
         raise DeployBenchError(f"{cfg.source}: no runs to do (check backbones/datasets/--backbone)")
@@ -87,7 +93,7 @@ def export(config_path, workdir, backbones, precisions, formats):
 @click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="For --model.")
 @click.option("--std", default="0.229,0.224,0.225", show_default=True, help="For --model.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="ImageFolder root with test/ for --model accuracy.")
+              help="For --model accuracy: a folder of class folders, or an ImageFolder root with test/.")
 def bench(config_path, workdir, backbones, runtimes, batch_sizes, threads, device, executions, model, input_size,
           mean, std, data_dir):
     """Benchmark every exported artifact on every runtime: accuracy, latency, throughput, memory, size."""
@@ -128,8 +134,11 @@ def _bench_model(cfg, bcfg, workdir, model, input_size, mean, std, data_dir, run
         assert len(shape) == 3
     except (ValueError, AssertionError):
         raise DeployBenchError(f"--input-size: expected CxHxW like 3x224x224, got {input_size!r}") from None
+    from .validate import check_runtimes
+
     if runtimes:
         bcfg.runtimes = list(runtimes)
+    check_runtimes(bcfg.runtimes)
     if batch_sizes:
         bcfg.batch_sizes = list(batch_sizes)
     root = Path(workdir) if workdir else (cfg.root if cfg is not None else Path("."))
@@ -215,19 +224,36 @@ def merge(workdir, others):
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("pattern", default="*")
 def backbones(as_json, pattern):
-    """The backbone registry: name, family, params (1000-class head), GMACs at 224, weight sources."""
+    """The backbone registry: name, family, params (1000-class head), GMACs at 224, weight sources with the
+    ImageNet top-1 % of those whose library states it (torchvision's weights metadata)."""
     import dataclasses
 
     from .backbones import get_backbone, list_backbones
+    from .backbones.registry import imagenet_top1_by_source
 
     infos = [get_backbone(n) for n in list_backbones(pattern)]
+    top1 = {i.name: imagenet_top1_by_source(i.name) for i in infos}
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(i) for i in infos], indent=2))
+        click.echo(json.dumps([dataclasses.asdict(i) | {"imagenet_top1": top1[i.name]} for i in infos], indent=2))
         return
-    click.echo(f"{'name':<20} {'family':<14} {'library':<12} {'params_m':>8} {'gmacs@224':>9}  weights")
+    click.echo(f"{'name':<20} {'family':<14} {'library':<12} {'params_m':>8} {'gmacs@224':>9}  "
+               "weights (ImageNet top-1 % where known)")
     for i in infos:
+        sources = ", ".join(s if t is None else f"{s} {t:.2f}" for s, t in top1[i.name].items())
         click.echo(f"{i.name:<20} {i.family:<14} {i.library:<12} {i.params_m:>8.1f} {i.gmacs_224:>9.2f}  "
-                   f"{', '.join(i.weight_sources)} (default {i.default_weights})")
+                   f"{sources} (default {i.default_weights})")
+
+
+@cli.command("plan")
+@CONFIG_OPT
+@WORKDIR_OPT
+@click.option("--backbone", "backbones", multiple=True, help="Only these backbones (repeatable).")
+def plan_cmd(config_path, workdir, backbones):
+    """Dry run: list every run of the config and check dataset folders against expected counts; trains nothing."""
+    from .sweep.plan import plan, render_plan
+
+    cfg = _load(config_path, workdir)
+    click.echo(render_plan(cfg, plan(cfg, tuple(backbones))))
 
 
 @cli.command()
@@ -263,6 +289,15 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:       # one line, like every other bad input
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except Exception as e:             # a real failure: the traceback goes to a log, the console gets one line
+        log = Path(tempfile.gettempdir()) / "deploybench-last-error.log"
+        log.write_text(traceback.format_exc())
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        click.echo(f"error: {type(e).__name__}: {first} (traceback in {log})", err=True)
+        sys.exit(1)

@@ -21,6 +21,14 @@ def _choice(*values: str, default: Any = dataclasses.MISSING) -> Any:
 
 
 @dataclass
+class ExpectedCounts:
+    """Image / class counts a dataset should have (e.g. the paper's Table 3); a mismatch is a warning."""
+    train: Optional[int] = None         # train/ + val/ images
+    test: Optional[int] = None
+    classes: Optional[int] = None
+
+
+@dataclass
 class DatasetConfig:
     name: str
     kind: str = _choice("fashion-mnist", "imagefolder", default="imagefolder")
@@ -31,6 +39,16 @@ class DatasetConfig:
     max_train: Optional[int] = None     # stratified cap before fractions (CPU quickstarts)
     max_val: Optional[int] = None
     max_test: Optional[int] = None
+    augment: Optional[str] = _choice("trivialaugment", "none", default=None)   # None = train.augment
+    expected: Optional[ExpectedCounts] = None
+
+    def identity(self) -> dict:
+        """What makes runs differ (for run ids): all fields but `expected`, and `augment` only when set."""
+        d = dataclasses.asdict(self)
+        d.pop("expected")
+        if d["augment"] is None:
+            d.pop("augment")
+        return d
 
 
 @dataclass

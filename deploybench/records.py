@@ -23,6 +23,7 @@ COLUMNS = [
     "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
+    "peak_device_mem_method",
     "profile_path",
 ]
 
@@ -39,7 +40,8 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """Readable and stable: the same setup always gets the same id (content hash)."""
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        payload = json.dumps(dataclasses.asdict(self) | {"dataset": self.dataset.identity()}, sort_keys=True,
+                             default=str)
         digest = hashlib.sha1(payload.encode()).hexdigest()[:8]
         return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-{digest}"
 

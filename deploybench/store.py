@@ -17,7 +17,7 @@ _INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "lat
             "noisy"}
 _TEXT = {"run_id", "backbone", "dataset", "domain", "artifact", "format", "runtime", "precision", "device",
          "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name",
-         "accuracy_flag", "profile_path"}
+         "accuracy_flag", "peak_device_mem_method", "profile_path"}
 _BOOL = {"pretrained", "noisy"}
 TYPES = {c: "INTEGER" if c in _INTEGER else "TEXT" if c in _TEXT else "REAL" for c in COLUMNS}
 _MATCH = " AND ".join(f"{k} IS ?" for k in KEY)   # IS: NULL-safe equality (threads=None means all cores)
@@ -53,7 +53,8 @@ def _connect(path: Path, create: bool = False) -> Iterator[sqlite3.Connection]:
     try:
         yield con
     except sqlite3.DatabaseError as e:
-        raise DeployBenchError(f"{path}: not a usable SQLite results db ({e}); check the path, or move the file away") from None
+        raise DeployBenchError(f"{path}: not a deploybench results database (SQLite: {e}); pass a results.db "
+                               "written by deploybench, or move the file away") from None
     finally:
         con.close()
 

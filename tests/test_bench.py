@@ -9,7 +9,7 @@ import pytest
 
 from deploybench.bench import bench_model, bench_run
 from deploybench.bench.device import device_info, device_name, fingerprint, versions
-from deploybench.bench.memory import device_mem_mb, peak_host_mem_mb
+from deploybench.bench.memory import peak_host_mem_mb, used_device_mem
 from deploybench.records import COLUMNS
 from deploybench.store import KEY
 
@@ -34,7 +34,7 @@ def test_device_and_versions():
     assert json.loads(versions())["deploybench"]
     assert peak_host_mem_mb() > 10
     if "gpu" not in info:
-        assert device_mem_mb() is None
+        assert used_device_mem() == (None, "")
 
 
 def test_child_peak_rss_does_not_inherit_parent_peak():

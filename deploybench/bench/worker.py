@@ -7,16 +7,20 @@ SPEC: {"artifact": {path, format, precision, run_id}, "meta": {...}, "runtime", 
 "latency": LatencyConfig fields, "inputs": images.npy (real test images, tiled up to batch_size),
 "accuracy": {"x": X.npy, "y": y.npy} or null, "options": runner options}.
 
-The process opens the runner once, then serves the driver: each line on stdin is an OUT.json path; the worker
-runs one execution (warm-up + timed phase), writes OUT.json there atomically and answers "done" on its control
-channel (the original stdout; fd 1 is pointed at stderr so that runtime libraries cannot write into it). EOF on
-stdin, or a failed execution, ends it. Between executions the process sits blocked on stdin while the driver
-measures other configurations (stage.py interleaves them). The first execution also records peak RSS (VmHWM, see
-memory.py) and device memory, read before the accuracy pass so the test split (memory-mapped) does not count
-toward the deployment footprint, and then runs accuracy through the same runner at the row's batch size.
+The process opens the runner once and prepares: one inference, then peak RSS (VmHWM, see memory.py), read before
+the accuracy pass so the test split (memory-mapped) does not count toward the deployment footprint, then accuracy
+through the same runner at the row's batch size (GPU runners: the device-level used-memory delta from before the
+load to after the first timed phase, memory.DeviceMemProbe). It answers "ready" on its control channel (the
+original stdout; fd 1 is pointed at stderr so that runtime libraries cannot write into it). Nothing
+is timed while workers prepare, so the driver prepares several at once (stage.py). Then it serves the driver:
+each line on stdin is an OUT.json path; the worker runs one execution (warm-up + timed phase), writes OUT.json
+there atomically and answers "done". EOF on stdin, or a failed execution, ends it. Between executions the process
+sits blocked on stdin while the driver measures other configurations (stage.py interleaves them). The first
+execution's OUT carries what preparing measured.
 OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "latency" (LatencyResult.as_dict, samples included),
-"seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "top1", "top5",
-"accuracy_images"} or {"status": "failed", "reason"}.
+"seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "peak_device_mem_method" (GPU
+runners: device-level used-memory delta around load and run, see memory.DeviceMemProbe), "options_used" (the
+runner's, e.g. the TensorRT profile that ran), "top1", "top5", "accuracy_images"} or {"status": "failed", "reason"}.
 """
 from __future__ import annotations
 
@@ -42,6 +46,12 @@ def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([images] * reps)[:batch_size], dtype=np.float32)
 
 
+def _accounting(runner) -> Optional[float]:
+    """The runtime's own device-memory total (TensorRT: weights + activations + I/O), where it reports one."""
+    fn = getattr(runner, "memory_accounting", None)
+    return fn().get("total_mb") if fn else None
+
+
 def failed(e: BaseException) -> dict:
     return {"status": "failed", "reason": f"{type(e).__name__}: {e}".strip()[:2000]}
 
@@ -53,6 +63,7 @@ class Session:
         self.spec = spec
         self.executions = 0
         self.runner = None
+        self.first: Optional[dict] = None     # what prepare() measured, reported by the first execution
 
     def __enter__(self) -> "Session":
         from ..records import Artifact
@@ -65,21 +76,42 @@ class Session:
             sys.modules["torch"].set_num_threads(int(threads))
         self.batch = _batch(np.load(spec["inputs"]), bs)
         cls = get_runner(spec["runtime"])
+        self.mem = None
+        if getattr(cls, "uses_cuda", False):     # device-level baseline before the runner touches the GPU
+            from .memory import DeviceMemProbe
+            self.mem = DeviceMemProbe()
         self.runner = cls(Artifact(**spec["artifact"]), spec["meta"], threads=threads, **(spec.get("options") or {}))
         self.runner.__enter__()
         logits = np.asarray(self.runner.infer(self.batch))
         if logits.ndim != 2 or logits.shape[0] != bs:
             raise RuntimeError(f"runner returned shape {logits.shape} for a batch of {bs}; expected ({bs}, classes)")
+        if self.mem:
+            self.mem.sample()
         self.load_s = round(time.perf_counter() - start, 3)
         return self
 
-    def execute(self) -> dict:
-        """One execution: latency (+ memory and accuracy on the first)."""
-        from ..config import LatencyConfig
+    def prepare(self) -> None:
+        """Untimed: memory after load (before the accuracy pass), then accuracy; reported by the first execution."""
         from .accuracy import evaluate
-        from .latency import measure
-        from .memory import device_mem_mb, peak_host_mem_mb
+        from .memory import peak_host_mem_mb
 
+        used = getattr(self.runner, "options_used", None)     # copied before accuracy's partial batch changes it
+        self.first = {"load_s": self.load_s, "peak_host_mem_mb": round(peak_host_mem_mb(), 1),
+                      "peak_device_mem_mb": None, "peak_device_mem_method": None,
+                      "options_used": dict(used) if used else None}
+        acc = self.spec.get("accuracy")
+        if acc:
+            X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
+            self.first["top1"], self.first["top5"] = evaluate(self.runner, X, y, int(self.spec["batch_size"]))
+            self.first["accuracy_images"] = int(len(y))
+
+    def execute(self) -> dict:
+        """One execution: latency (+ what `prepare` measured, and GPU memory, on the first)."""
+        from ..config import LatencyConfig
+        from .latency import measure
+
+        if self.first is None:
+            self.prepare()
         started_ns = time.monotonic_ns()       # system-wide clock: orders executions across worker processes
         start, runner, bs = time.perf_counter(), self.runner, int(self.spec["batch_size"])
         res = measure(lambda: runner.infer(self.batch), LatencyConfig(**self.spec["latency"]),
@@ -87,13 +119,11 @@ class Session:
         out = {"status": "ok", "execution": self.executions, "started_ns": started_ns, "precision": runner.precision,
                "latency": res.as_dict()}
         if self.executions == 0:
-            out.update(load_s=self.load_s, peak_host_mem_mb=round(peak_host_mem_mb(), 1),
-                       peak_device_mem_mb=device_mem_mb())
-            acc = self.spec.get("accuracy")
-            if acc:
-                X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
-                out["top1"], out["top5"] = evaluate(runner, X, y, bs)
-                out["accuracy_images"] = int(len(y))
+            out.update(self.first)
+            if self.mem:      # device-level used-memory delta around load, accuracy and this timed phase
+                self.mem.sample()
+                out["peak_device_mem_mb"], out["peak_device_mem_method"] = self.mem.figure(
+                    self.first["peak_host_mem_mb"], _accounting(runner))
         self.executions += 1
         out["seconds"] = round(time.perf_counter() - start, 3)
         return out
@@ -109,10 +139,13 @@ def serve(spec: dict, requests, control) -> int:
     session, code = Session(spec), 0
     try:
         session.__enter__()
+        session.prepare()
         setup_error = None
     except Exception as e:  # a runner that cannot load answers every request with the reason
         traceback.print_exc()
         setup_error = failed(e)
+    control.write("ready\n")
+    control.flush()
     try:
         for line in requests:
             path = line.strip()
@@ -150,6 +183,12 @@ class ProcessWorker:
         self.stderr = open(self.workdir / f"{tag}.stderr", "w+b")
         self.proc = subprocess.Popen([sys.executable, "-m", "deploybench.bench.worker", str(spec_path)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+        self._ready: Optional[bool] = None
+
+    def wait_ready(self) -> None:
+        """Block until the worker has loaded and prepared (or ended); a hang is caught by the next execute()."""
+        if self._ready is None:
+            self._ready = bool(_wait_line(self.proc.stdout.fileno(), self.timeout_s))
 
     def _tail(self) -> str:
         self.stderr.flush()
@@ -158,6 +197,7 @@ class ProcessWorker:
         return self.stderr.read().decode(errors="replace").strip()
 
     def execute(self) -> dict:
+        self.wait_ready()
         out_path = self.workdir / f"{self.tag}.{self.n}.out.json"
         self.n += 1
         try:
@@ -198,8 +238,12 @@ class LocalWorker:
         self.session, self.error = Session(spec), None
         try:
             self.session.__enter__()
+            self.session.prepare()
         except Exception as e:
             self.error = failed(e)
+
+    def wait_ready(self) -> None:
+        """Prepared in __init__."""
 
     def execute(self) -> dict:
         if self.error:

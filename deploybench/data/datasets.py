@@ -9,6 +9,7 @@ See splits.py for the selection rule.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -18,7 +19,7 @@ from torch.utils.data import Dataset
 
 from ..config import DatasetConfig
 from ..errors import DeployBenchError
-from . import fashion_mnist, imagefolder
+from . import counts, fashion_mnist, imagefolder
 from .splits import split_val, stratified_cap, stratified_fraction
 from .transforms import EvalTransform
 
@@ -96,13 +97,19 @@ def _sources(ds: DatasetConfig, split: str) -> dict[str, Optional[_Base]]:
         classes, paths, targets = imagefolder.scan(train_dir)
         out["train"] = FileDataset(paths, targets, classes)
     for name, required in (("test", True), ("val", False)):
-        d = imagefolder.split_dir(ds.path, name, required=required)
+        if name == "test" and train_dir is None and not (Path(ds.path) / "test").is_dir():
+            d = Path(ds.path)      # bring-your-own-model data: a plain folder of class folders is the test split
+        else:
+            d = imagefolder.split_dir(ds.path, name, required=required)
         if d is not None:
             other, paths, targets = imagefolder.scan(d)
             if classes is None:
                 classes = other
             imagefolder.check_same_classes(classes, other, d)
             out[name] = FileDataset(paths, targets, classes)
+    if out["train"] is not None:
+        counts.warn_mismatches(ds, {"train": sum(len(out[s]) for s in ("train", "val") if out[s] is not None),
+                                    "test": len(out["test"]), "classes": len(classes)})
     return out
 
 
@@ -143,10 +150,12 @@ def get_dataset(ds: DatasetConfig, split: str, *, fraction: float = 1.0,
     return out
 
 
-def class_names(ds: DatasetConfig) -> list[str]:
+def class_names(ds: DatasetConfig, split: str = "train") -> list[str]:
     if ds.kind == "fashion-mnist":
         return list(fashion_mnist.CLASSES)
-    return imagefolder.scan(imagefolder.split_dir(ds.path, "train", required=True))[0]
+    if split == "train":
+        return imagefolder.scan(imagefolder.split_dir(ds.path, "train", required=True))[0]
+    return _sources(ds, split)[split].classes
 
 
 def load_array(ds: DatasetConfig, split: str, *, image_size: int, mean, std, limit: Optional[int] = None,

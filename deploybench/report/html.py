@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from .aggregate import (backbone_label, devices, flags, fraction_series, ok_rows, p50_err, ranked,
                         throughput_series)
 from .markdown import choices, device_title, pick_text, top1_text
+from .paper import html_section as paper_section
 from .pareto import pareto_rows
 from .profile import profile_html
 from .select import ci_text, num
@@ -249,6 +250,7 @@ def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> st
                  _table(rows, noisy_cv)]
     else:
         body.append("<p>There are no results yet: run <code>deploybench bench</code> first.</p>")
+    body.append(paper_section(rows))
     body.append(profile_html(rows, cfg))
     body += ["<h2>Skipped and failed</h2>", _bad_rows(rows)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from .aggregate import backbone_label, configs, fraction_series, devices, flags, ok_rows, ranked, seed_mean_rows, tiers
+from .fmt import table
+from .paper import markdown_section as paper_section
 from .profile import profile_markdown
 from .select import ci_text, num, select
 
@@ -19,12 +21,6 @@ def _f(v, nd: int = 2, sign: bool = False) -> str:
 
 def _g(v) -> str:
     return "–" if v is None else num(v)
-
-
-def table(head: list[str], body: list[list]) -> str:
-    esc = lambda x: str(x).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in body])
 
 
 def top1_text(c: dict) -> str:
@@ -200,5 +196,6 @@ def render_markdown(rows: list[dict], cfg=None, noisy_cv: Optional[float] = None
     sections = [_device_section(fp, n, rows, noisy_cv) for fp, n in devs.items()]
     sections += [_precision_deltas(rows), _tiers(rows), _fractions(rows), _choices(rows, cfg),
                  _side_by_side(rows, devs)]
+    sections.append(paper_section(rows))
     sections.append(profile_markdown(rows, cfg))
     return "\n".join(head) + "\n\n" + "\n\n".join(s for s in sections if s) + "\n"

@@ -8,6 +8,7 @@ from typing import Optional
 
 from ..io import read_json
 from .aggregate import backbone_label, devices, ok_rows
+from .fmt import table
 
 TOP_OPS, DIFF_OPS, WHY_OPS = 4, 8, 3
 NOTE = ("Per-operator profiles at batch 1 (ONNX Runtime session profiling, OpenVINO performance counters), taken "
@@ -100,11 +101,6 @@ def _root(cfg) -> Path:
     return Path(cfg.root) if cfg is not None else Path(".")
 
 
-def _md_table(head: list[str], body: list[list]) -> str:
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-                     + ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in body])
-
-
 def _html_table(head: list[str], body: list[list]) -> str:
     ths = "".join(f"<th class=t>{html.escape(h)}</th>" for h in head)
     trs = "".join("<tr>" + "".join(f"<td class=t>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in body)
@@ -112,7 +108,7 @@ def _html_table(head: list[str], body: list[list]) -> str:
 
 
 MARKDOWN = {"h": lambda n, t: f"{'#' * n} {t}", "note": lambda t: f"*{t}*", "p": lambda t: t,
-            "b": lambda t: f"**{t}**", "list": lambda xs: "\n".join(f"- {x}" for x in xs), "table": _md_table,
+            "b": lambda t: f"**{t}**", "list": lambda xs: "\n".join(f"- {x}" for x in xs), "table": table,
             "join": "\n\n"}
 HTML = {"h": lambda n, t: f"<h{n}>{html.escape(t)}</h{n}>", "note": lambda t: f"<p class=meta>{html.escape(t)}</p>",
         "p": lambda t: f"<p>{html.escape(t)}</p>", "b": lambda t: f"<p><b>{html.escape(t)}</b></p>",
