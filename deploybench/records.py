@@ -23,7 +23,12 @@ COLUMNS = [
     "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
+    "bench_call", "latency_ms_execution_p50s",
 ]
+
+
+MODEL_DATASET_FIELDS = ("name", "kind", "image_size", "max_train", "max_val", "val_fraction")
+TRAIN_NOT_MODEL = {"num_workers"}
 
 
 @dataclass(frozen=True)
@@ -37,16 +42,39 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """Readable and stable: the same setup always gets the same id (content hash)."""
+        """`<backbone>-<dataset>-f<fraction>-s<seed>-<hash8>`; the hash covers what determines the trained model
+        except the seed (so seeds of one setup share it): backbone + weights, the dataset's identity (name, kind,
+        image size, train/val caps, val fraction: not its path, max_test or anything bench-only), the fraction
+        and the training settings except num_workers."""
+        return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-{self.setup_hash}"
+
+    @property
+    def setup_hash(self) -> str:
+        ds = {k: getattr(self.dataset, k) for k in MODEL_DATASET_FIELDS}
+        train = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in TRAIN_NOT_MODEL}
+        payload = json.dumps({"backbone": dataclasses.asdict(self.backbone), "dataset": ds, "fraction": self.fraction,
+                              "train": train}, sort_keys=True, default=str)
+        return hashlib.sha1(payload.encode()).hexdigest()[:8]
+
+    @property
+    def legacy_run_id(self) -> str:
+        """The id of deploybench <= 0.1 (hash of every field, path and seed included), for older workdirs."""
         payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
-        digest = hashlib.sha1(payload.encode()).hexdigest()[:8]
-        return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-{digest}"
+        return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-" \
+               f"{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
+
+    def stored_id(self, root: Path) -> str:
+        """run_id, or legacy_run_id where only a workdir of an older version has this run (compatibility lookup)."""
+        root = Path(root)
+        if not (root / "checkpoints" / self.run_id).exists() and (root / "checkpoints" / self.legacy_run_id).exists():
+            return self.legacy_run_id
+        return self.run_id
 
     def ckpt_dir(self, root: Path) -> Path:
-        return Path(root) / "checkpoints" / self.run_id
+        return Path(root) / "checkpoints" / self.stored_id(root)
 
     def engine_dir(self, root: Path) -> Path:
-        return Path(root) / "engines" / self.run_id
+        return Path(root) / "engines" / self.stored_id(root)
 
 
 @dataclass
