@@ -114,10 +114,10 @@ def test_drift_absolute_cis_overlap_but_the_paired_ratio_is_resolved(stored):
     row = next(line for line in _ranking_rows(md) if "2 threads" in line and "model.fp32.onnx" in line
                and "(scratch)" not in line)
     assert re.search(r"same call: #\d+ 1\.1\d× faster \[1\.\d\d, 1\.\d\d\] \|", row), row
-    assert "faster, not paired (other bench call); absolute CIs overlap" in md
+    assert "faster (other bench call: by p50 only, CIs overlap)" in md
     assert re.search(r"Pareto front, fastest first: #\d+ → #\d+ \(#\d+ [^)]*\)", md)
     text = select(stored).render()
-    assert re.search(r"note: #\d vs #\d: p50 ordering not resolved \(#\d faster, not paired", text), text
+    assert re.search(r"note: #\d vs #\d: p50 ordering not resolved \(#\d faster \(other bench call: by p50 only", text), text
 
 
 def test_ratio_ci_estimator():

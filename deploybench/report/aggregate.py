@@ -94,7 +94,7 @@ def order_text(fast: dict, slow: dict, name: str = "") -> str:
     who = f"{name} " if name else ""
     if r is None:
         apart = (fast.get("latency_ms_p50_ci_high") or math.inf) < (slow.get("latency_ms_p50_ci_low") or 0)
-        return f"{who}faster, not paired (other bench call); absolute CIs {'apart' if apart else 'overlap'}"
+        return f"{who}faster (other bench call: " + ("absolute CIs apart)" if apart else "by p50 only, CIs overlap)")
     if r.low is None:
         return f"{who}{r.ratio:.2f}× faster, one round: not resolved"
     return f"{who}{r.ratio:.2f}× faster [{r.low:.2f}, {r.high:.2f}]" + ("" if r.resolved else ", not resolved")
