@@ -117,7 +117,8 @@ def test_drift_absolute_cis_overlap_but_the_paired_ratio_is_resolved(stored):
     assert "faster (other bench call: by p50 only, CIs overlap)" in md
     assert re.search(r"Pareto front, fastest first: #\d+ → #\d+ \(#\d+ [^)]*\)", md)
     text = select(stored).render()
-    assert re.search(r"note: #\d vs #\d: p50 ordering not resolved \(#\d faster \(other bench call: by p50 only", text), text
+    assert re.search(r"note: #\d vs #\d: p50 ordering not resolved \(#\d faster \(other bench call: by p50 only",
+                     text), text
 
 
 def test_ratio_ci_estimator():

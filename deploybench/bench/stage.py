@@ -10,7 +10,8 @@ Accuracy is computed once per artifact x runtime, in the first worker of that pa
 first), through that worker's runner at its batch size, and reused for the pair's other batch-size rows.
 Resume: configurations whose store.key_of is in `existing` (store.ResultStore.keys) are not run again. Rows carry
 the call's id (`bench_call`) and each execution's p50 in round order, for paired comparisons (report.aggregate).
-Device name and fingerprint are those of the processor the runtime computes on (CPU or GPU). top1_delta_vs_torch_fp32 is relative to the torch row of the same call.
+Device name and fingerprint are those of the processor the runtime computes on (CPU or GPU).
+top1_delta_vs_torch_fp32 is relative to the torch row of the same call.
 """
 from __future__ import annotations
 

@@ -19,9 +19,7 @@ from ..bench.stats import Ratio, ratio_ci
 GROUP = ("device_fingerprint", "backbone", "pretrained", "setup", "dataset", "fraction", "image_size",
          "accuracy_images", "artifact", "recipe", "format", "runtime", "precision", "threads", "batch_size")
 CONFIG = tuple(k for k in GROUP if k != "batch_size")
-# what tells otherwise-identical rows apart in a table, with how to say it
-DISTINGUISH = {"threads": "{}", "setup": "setup {}", "image_size": "{} px", "accuracy_images": "top-1 on {} images",
-               "recipe": "{}", "fraction": "fraction {}"}
+DISTINGUISH = ("threads", "setup", "image_size", "accuracy_images", "recipe", "fraction")   # said when they differ
 TIERS = ("Best", "Better", "Good")
 ACC_DROP_PT = 1.0          # flag rows losing more than this many top-1 points vs torch fp32
 PARITY_MIN_AGREE = 0.99    # flag artifacts whose top-1 agrees with torch fp32 on fewer images than this
@@ -76,8 +74,10 @@ def executions(x: dict) -> list[tuple[str, tuple]]:
 
 
 def paired_ratio(a: dict, b: dict) -> Optional[Ratio]:
-    """p50 of b over p50 of a from the rounds of every bench call that measured both with the same number of
-    executions (stats.ratio_ci); None when no call measured both."""
+    """p50 of b over p50 of a from the rounds of every bench call that measured both, at the same batch size and
+    with the same number of executions (stats.ratio_ci); None when no call did."""
+    if a.get("latency_batch", a.get("batch_size")) != b.get("latency_batch", b.get("batch_size")):
+        return None
     mine = dict(executions(a))
     pa, pb = [], []
     for call, theirs in executions(b):
@@ -93,8 +93,8 @@ def order_text(fast: dict, slow: dict, name: str = "") -> str:
     r = paired_ratio(fast, slow)
     who = f"{name} " if name else ""
     if r is None:
-        apart = (fast.get("latency_ms_p50_ci_high") or math.inf) < (slow.get("latency_ms_p50_ci_low") or 0)
-        return f"{who}faster (other bench call: " + ("absolute CIs apart)" if apart else "by p50 only, CIs overlap)")
+        return f"{who}faster (other bench call: " + ("absolute CIs apart)" if _apart(fast, slow) else
+                                                       "by p50 only, CIs overlap)")
     if r.low is None:
         return f"{who}{r.ratio:.2f}× faster, one round: not resolved"
     return f"{who}{r.ratio:.2f}× faster [{r.low:.2f}, {r.high:.2f}]" + ("" if r.resolved else ", not resolved")
@@ -114,36 +114,35 @@ def resolved(fast: dict, slow: dict) -> bool:
     """True when `fast` is faster than `slow` beyond doubt: paired CI of the ratio above 1, or (never measured
     together) absolute p50 CIs apart."""
     r = paired_ratio(fast, slow)
-    if r is not None:
-        return r.resolved and r.ratio > 1
+    return r.resolved and r.ratio > 1 if r is not None else _apart(fast, slow)
+
+
+def _apart(fast: dict, slow: dict) -> bool:
     return (fast.get("latency_ms_p50_ci_high") or math.inf) < (slow.get("latency_ms_p50_ci_low") or 0)
 
 
 def distinguish(items: list[dict], shown: tuple = ("backbone", "pretrained", "runtime", "artifact", "precision")
                 ) -> list[str]:
     """Per item, what sets it apart from items that look the same in the `shown` columns (threads, setup, image
-    size, accuracy images, recipe, ...), e.g. "2 threads"; "" when nothing does."""
+    size, accuracy images, recipe, fraction), e.g. "2 threads"; "" when nothing does."""
     twins: dict[tuple, list[dict]] = defaultdict(list)
     for c in items:
         twins[tuple(c.get(k) for k in shown)].append(c)
     out = []
     for c in items:
         group = twins[tuple(c.get(k) for k in shown)]
-        parts = [fmt.format(_short(k, v)) for k, fmt in DISTINGUISH.items()
-                 if len({_short(k, g.get(k) if k != "setup" else setup(g)) for g in group}) > 1
-                 for v in [c.get(k) if k != "setup" else setup(c)]]
-        out.append(", ".join(parts))
+        out.append(", ".join(_part(k, c) for k in DISTINGUISH if len({_part(k, g) for g in group}) > 1))
     return out
 
 
-def _short(k: str, v) -> str:
+def _part(k: str, c: dict) -> str:
+    """How a table says c's value of DISTINGUISH field k."""
+    v = setup(c) if k == "setup" else c.get(k)
     if v is None:
-        return "?"
-    if k == "threads" and v == 1:
-        return "1 thread"
-    if k == "threads":
-        return f"{v} threads"
-    return v.rsplit("-", 1)[-1] if k == "setup" else f"{v:g}" if isinstance(v, float) else str(v)
+        return f"{k} ?"
+    return {"threads": f"{v} thread{'s' if v != 1 else ''}", "setup": f"setup {str(v).rsplit('-', 1)[-1]}",
+            "image_size": f"{v} px", "accuracy_images": f"top-1 on {v} images",
+            "fraction": f"fraction {v:g}" if isinstance(v, (int, float)) else str(v)}.get(k, str(v))
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -295,7 +294,8 @@ def ranked(rows: Iterable[dict]) -> list[dict]:
         front = pareto_rows(items, "top1_mean", "latency_ms_p50")
         for c in items:
             c["pareto"] = any(c is f for f in front)
-            faster = sorted((o for o in items if (o.get("latency_ms_p50") or math.inf) < (c.get("latency_ms_p50") or 0)),
+            p50 = c.get("latency_ms_p50") or 0
+            faster = sorted((o for o in items if (o.get("latency_ms_p50") or math.inf) < p50),
                             key=lambda o: -o["latency_ms_p50"])
             c["next_faster"] = faster[0] if faster else None
             c["next_faster_paired"] = next((o for o in faster if paired_ratio(o, c) is not None), None)
