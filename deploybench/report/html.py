@@ -240,9 +240,10 @@ def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> st
                 f"<li>{html.escape(what)}: <b>{html.escape(pick_text(c))}</b></li>" for what, c in picks) + "</ul>"
             for _, name, picks in choices(rows, cfg)]
         body += ["<h2>Plots</h2>"] + [f'<div class="card">{d}</div>' for d in divs]
-        flagged = [(t, c, flags(c, noisy_cv)) for t in ranked(rows) for c in t["configs"] if flags(c, noisy_cv)]
-        items = [f"{c['backbone']} {c['runtime']} {c['precision']} on {t['device']} ({t['dataset']}, "
-                 f"f{t['fraction']:g}): " + "; ".join(fl) for t, c, fl in flagged]
+        flagged = [(t, c, x, flags(c, noisy_cv)) for t in ranked(rows)
+                   for c, x in zip(t["configs"], distinguish(t["configs"])) if flags(c, noisy_cv)]
+        items = [f"{config_text(c, x)} {c['runtime']} {c['precision']} on {t['device']} ({t['dataset']}, "
+                 f"f{t['fraction']:g}): " + "; ".join(fl) for t, c, x, fl in flagged]
         body += ["<h2>Flags</h2>", "<ul>" + "".join(f'<li class="flag">{html.escape(x)}</li>' for x in items)
                  + "</ul>" if items else "<p>Nothing flagged.</p>"]
         body += ["<h2>All configurations</h2><p class=meta>Click a header to sort. Top-1 mean over seeds; "
