@@ -161,9 +161,12 @@ def choices(rows: list[dict], cfg=None) -> list[tuple[str, str, list[tuple[str, 
         for ds in sorted({r["dataset"] for r in mine}):
             rs = [r for r in mine if r["dataset"] == ds]
             picks.append((f"{ds}: most accurate", select(rs).best))
-            picks.append((f"{ds}: fastest", min((r for r in rs if r.get("latency_ms_p50") is not None),
-                                                key=lambda r: (r["latency_ms_p50"], -(r.get("top1") or 0)),
-                                                default=None)))
+            by_p50 = sorted((r for r in rs if r.get("latency_ms_p50") is not None),
+                            key=lambda r: (r["latency_ms_p50"], -(r.get("top1") or 0)))
+            unsure = len(by_p50) > 1 and not resolved(by_p50[0], by_p50[1])
+            picks.append((f"{ds}: fastest" + (f" (not resolved vs {pick_name(by_p50[1])}: "
+                                              f"{order_text(by_p50[0], by_p50[1])})" if unsure else ""),
+                          by_p50[0] if by_p50 else None))
             if p50s:
                 med = statistics.median(p50s)
                 picks.append((f"{ds}: most accurate under the median p50 ({num(med)} ms)",
@@ -179,9 +182,14 @@ def choices(rows: list[dict], cfg=None) -> list[tuple[str, str, list[tuple[str, 
 def pick_text(c: Optional[dict]) -> str:
     if c is None:
         return "nothing fits"
+    return (f"{pick_name(c)} — top-1 {_f(c.get('top1'))} %, p50 {_g(c.get('latency_ms_p50'))} ms, "
+            f"{_f(c.get('size_mb'))} MB")
+
+
+def pick_name(c: dict) -> str:
+    """e.g. "resnet18 (scratch) openvino int8 (2 threads)"."""
     threads = f" ({c['threads']} thread{'s' if c['threads'] > 1 else ''})" if c.get("threads") else ""
-    return (f"{backbone_label(c)} {c['runtime']} {c['precision']}{threads} — top-1 {_f(c.get('top1'))} %, "
-            f"p50 {_g(c.get('latency_ms_p50'))} ms, {_f(c.get('size_mb'))} MB")
+    return f"{backbone_label(c)} {c['runtime']} {c['precision']}{threads}"
 
 
 def _choices(rows: list[dict], cfg) -> str:
