@@ -115,6 +115,8 @@ def test_drift_absolute_cis_overlap_but_the_paired_ratio_is_resolved(stored):
                and "(scratch)" not in line)
     assert re.search(r"same call: #\d+ 1\.1\d× faster \[1\.\d\d, 1\.\d\d\] \|", row), row
     assert "faster (other bench call: by p50 only, CIs overlap)" in md
+    assert re.search(r"fashion-mnist: fastest \(not resolved vs efficientnet_lite0 \(scratch\) onnxruntime-cpu int8 "
+                     r"\(\d threads\): faster \(other bench call", md)
     assert re.search(r"Pareto front, fastest first: #\d+ → #\d+ \(#\d+ [^)]*\)", md)
     text = select(stored).render()
     assert re.search(r"note: #\d vs #\d: p50 ordering not resolved \(#\d faster \(other bench call: by p50 only",
