@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+from collections import namedtuple
 from contextlib import contextmanager
 from pathlib import Path
-from collections import namedtuple
 from typing import Iterable, Iterator, NamedTuple
 
 from .errors import DeployBenchError
@@ -38,7 +38,7 @@ class MergeCounts(NamedTuple):
     added: int
     replaced: int
     unchanged: int
-    failures: int    # failed/skipped rows kept in the `failures` table because the configuration has an ok row
+    failures: int    # failed/skipped rows kept in `failures`: their configuration has an ok (or a newer) row
 
 
 def _cell(value):
