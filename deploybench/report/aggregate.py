@@ -89,15 +89,18 @@ def paired_ratio(a: dict, b: dict) -> Optional[Ratio]:
 
 def order_text(fast: dict, slow: dict, name: str = "") -> str:
     """How sure it is that `fast` beats `slow` on p50: paired ratio with its CI, else whether the absolute CIs
-    overlap. e.g. "#3 1.32× faster [1.21, 1.44]" or "#3 1.03× faster [0.95, 1.12], not resolved"."""
+    overlap. e.g. "#3 1.32× faster [1.21, 1.44]" or "#3 1.03× faster [0.95, 1.12], not resolved" ("slower" when
+    the paired rounds put `fast` behind)."""
     r = paired_ratio(fast, slow)
     who = f"{name} " if name else ""
     if r is None:
         return f"{who}faster (other bench call: " + ("absolute CIs apart)" if _apart(fast, slow) else
                                                        "by p50 only, CIs overlap)")
-    if r.low is None:
-        return f"{who}{r.ratio:.2f}× faster, one round: not resolved"
-    return f"{who}{r.ratio:.2f}× faster [{r.low:.2f}, {r.high:.2f}]" + ("" if r.resolved else ", not resolved")
+    way, x, lo, hi = ("faster", r.ratio, r.low, r.high) if r.ratio >= 1 else \
+        ("slower", 1 / r.ratio, r.high and 1 / r.high, r.low and 1 / r.low)   # paired rounds can disagree with p50s
+    if lo is None:
+        return f"{who}{x:.2f}× {way}, one round: not resolved"
+    return f"{who}{x:.2f}× {way} [{lo:.2f}, {hi:.2f}]" + ("" if r.resolved else ", not resolved")
 
 
 def faster_text(c: dict, name) -> str:
