@@ -58,7 +58,7 @@ class RunSpec:
 
     @property
     def legacy_run_id(self) -> str:
-        """The id of deploybench <= 0.1 (hash of every field, path and seed included), for older workdirs."""
+        """The former id (hash of every field, path and seed included), for workdirs made before run ids changed."""
         payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
         return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-" \
                f"{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
