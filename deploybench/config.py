@@ -43,12 +43,10 @@ class DatasetConfig:
     expected: Optional[ExpectedCounts] = None
 
     def identity(self) -> dict:
-        """What makes runs differ (for run ids): all fields but `expected`, and `augment` only when set."""
-        d = dataclasses.asdict(self)
-        d.pop("expected")
-        if d["augment"] is None:
-            d.pop("augment")
-        return d
+        """The fields that determine a model trained on this dataset (for run ids): not its path (the same data
+        elsewhere lines up), `max_test`, `domain` or `expected` (bench/report only); `augment` only when set."""
+        d = {k: getattr(self, k) for k in ("name", "kind", "image_size", "max_train", "max_val", "val_fraction")}
+        return d if self.augment is None else d | {"augment": self.augment}
 
 
 @dataclass
