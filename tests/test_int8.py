@@ -80,14 +80,14 @@ def test_export_json_records_recipe_and_budget(exported_run, int8_entries):
 
 
 def test_fp32_layers_are_not_quantized(exported_run, int8_entries):
-    """A layer export.json lists as kept in fp32 reads no DequantizeLinear output in the ONNX file."""
+    """A layer export.json lists as kept in fp32 has fp32 weights in the ONNX file; the others int8 weights."""
     cfg, run = exported_run
     for file in ("model.int8.s8s8.onnx", "model.int8.u8s8.onnx"):
         model = onnx.load(str(run.engine_dir(cfg.root) / file))
-        dq = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+        floats = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+        fp32_weights = {n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm") and n.input[1] in floats}
         kept = set(int8_entries[file]["fp32_layers"])
-        quantized = {n.name for n in model.graph.node if n.op_type == "Conv" and set(n.input) & dq}
-        assert not kept & quantized and quantized
+        assert kept <= fp32_weights and len(fp32_weights) == len(kept), (kept, fp32_weights)
 
 
 @pytest.mark.parametrize("runtime,target,cross,ok", [

@@ -14,7 +14,10 @@ Budget (ExportConfig.int8): calibrate on training images with `calibration_metho
 `int8.val_images` validation images against the fp32 model on the same images; while the drop exceeds
 `max_drop`, try each of `int8.try_methods`, then keep the most sensitive layers in fp32 (ORT `nodes_to_exclude`,
 NNCF `ignored_scope`), one more per step (each step a real re-quantization measured on validation), up to
-`max_fallbacks`; a budget still missed is recorded (`budget_met` false, `reason`), never hidden.
+`max_fallbacks`. The search stops when the drop plus one paired standard error is within `max_drop` (500
+validation images leave about 1 pt of noise on a top-1 difference; without the margin, budgets met on validation
+missed by 1-3 pt on test); `budget_met` is the drop itself within `max_drop`. A budget still missed is recorded
+(`budget_met` false, `reason`), never hidden.
 Ranking, once per run: each quantized Conv/Gemm/MatMul of the U8S8 graph alone quantized inside the fp32 model,
 scored by the KL divergence of its predictions from fp32 on `rank_images` validation images. All three recipes
 use it (layer names are the ONNX node names, which OpenVINO keeps). NNCF's own quantize_with_accuracy_control
@@ -73,34 +76,39 @@ class Int8Job:
     def close(self) -> None:
         self._tmp.cleanup()
 
-    def _report(self, key: str, method: str, kept: list[str], top1: float) -> dict:
-        drop = round(self.fp32_top1 - top1, 3)
+    def _drop(self, logits: np.ndarray) -> tuple[float, float]:
+        """(top-1 drop vs fp32 in points, its paired standard error) on the validation images."""
+        d = (self.ref.argmax(1) == self.y).astype(np.float64) - (logits.argmax(1) == self.y)
+        se = float(d.std(ddof=1) / np.sqrt(len(d)) * 100) if len(d) > 1 else 0.0
+        return round(float(d.mean() * 100), 3), round(se, 3)
+
+    def _report(self, key: str, method: str, kept: list[str], logits: np.ndarray) -> dict:
+        drop, se = self._drop(logits)
         met = drop <= self.cfg.max_drop
         reason = "" if met else (f"INT8 budget not met: val top-1 drop {drop:.2f} pt > max_drop "
                                  f"{self.cfg.max_drop:g} (best of up to max_fallbacks {self.cfg.max_fallbacks} "
                                  f"layers kept in fp32: {len(kept)})")
         _, recipe, target = RECIPES[key]
         return {"recipe": recipe, "target": target, "calibration_method": method, "fp32_layers": kept,
-                "val_top1_fp32": self.fp32_top1, "val_top1_int8": top1, "val_drop": drop,
-                "val_images": int(len(self.y)), "budget_met": met, "reason": reason}
+                "val_top1_fp32": self.fp32_top1, "val_top1_int8": round(self.fp32_top1 - drop, 3), "val_drop": drop,
+                "val_drop_se": se, "val_images": int(len(self.y)), "budget_met": met, "reason": reason}
 
-    def _search(self, key: str, methods: list[str], build: Callable[[str, list[str]], float]
-                ) -> tuple[str, list[str], float]:
-        """(method, layers kept in fp32, val top-1) of the first build within budget, else of the best one."""
+    def _search(self, methods: list[str], build: Callable[[str, list[str]], np.ndarray]
+                ) -> tuple[str, list[str], np.ndarray]:
+        """(method, layers kept in fp32, val logits) of the first build whose drop plus one paired standard error
+        is within max_drop (500 images leave about 1 pt of noise on a top-1 difference), else of the best one."""
         best: Optional[tuple] = None
-        for method in methods:
-            top1 = build(method, [])
-            if best is None or top1 > best[2]:
-                best = (method, [], top1)
-            if self.fp32_top1 - top1 <= self.cfg.max_drop:
-                return best
-        ranking = self.ranking()
-        for k in range(1, min(self.cfg.max_fallbacks, len(ranking)) + 1):
-            top1 = build(best[0], ranking[:k])
-            if top1 > best[2]:
-                best = (best[0], ranking[:k], top1)
-            if self.fp32_top1 - top1 <= self.cfg.max_drop:
-                return best
+        for k, method in [(0, m) for m in methods] + [(k, None) for k in range(1, self.cfg.max_fallbacks + 1)]:
+            kept = self.ranking()[:k] if k else []
+            if k and len(kept) < k:
+                break
+            method = method or best[0]
+            logits = build(method, kept)
+            drop, se = self._drop(logits)
+            if best is None or drop < self._drop(best[2])[0]:
+                best = (method, kept, logits)
+            if drop + se <= self.cfg.max_drop:
+                return method, kept, logits
         return best
 
     def onnx(self, key: str, dst: Path) -> dict:
@@ -109,15 +117,15 @@ class Int8Job:
 
         last: list[tuple] = []
 
-        def build(method: str, exclude: list[str]) -> float:
+        def build(method: str, exclude: list[str]) -> np.ndarray:
             quantize_int8(self.pre, dst, self.calib, method, key, tuple(exclude), self._cache(method))
             last[:] = [(method, exclude)]
-            return _top1(_ort_logits(Path(dst), self.x), self.y)
+            return _ort_logits(Path(dst), self.x)
 
-        method, kept, top1 = self._search(key, list(dict.fromkeys([self.method, *self.cfg.try_methods])), build)
+        method, kept, logits = self._search(list(dict.fromkeys([self.method, *self.cfg.try_methods])), build)
         if last != [(method, kept)]:   # the file at dst is a later, worse try: rebuild the best
             build(method, kept)
-        return self._report(key, method, kept, top1)
+        return self._report(key, method, kept, logits)
 
     def openvino(self, dst: Path) -> dict:
         """NNCF-quantize the fp32 model (read by OpenVINO) into IR at `dst` within the budget; NNCF picks its
@@ -126,13 +134,13 @@ class Int8Job:
 
         models: dict[tuple, object] = {}
 
-        def build(_method: str, exclude: list[str]) -> float:
+        def build(_method: str, exclude: list[str]) -> np.ndarray:
             models[tuple(exclude)] = nncf_quantize(self.src, self.calib, exclude)
-            return _top1(compiled_logits(models[tuple(exclude)], self.x), self.y)
+            return compiled_logits(models[tuple(exclude)], self.x)
 
-        method, kept, top1 = self._search("nncf", ["nncf"], build)
+        method, kept, logits = self._search(["nncf"], build)
         save_ir(models[tuple(kept)], dst)
-        return self._report("nncf", method, kept, top1)
+        return self._report("nncf", method, kept, logits)
 
     def _cache(self, method: str) -> Path:
         return self.tmp / f"calibration.{method}.json"
