@@ -139,7 +139,7 @@ def _unquantizable(path, classes: int) -> None:
         [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", classes])],
         [numpy_helper.from_array(np.array([1], np.int64), "one"),
          numpy_helper.from_array(np.array([1, classes], np.int64), "shape")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
 
 
 def test_unquantizable_model_fails_that_artifact_only(tmp_path, trained_run, monkeypatch):

@@ -8,6 +8,7 @@ both recipes and by every re-quantization with layers kept in fp32 (`exclude`).
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -24,6 +25,8 @@ METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entr
            "percentile": CalibrationMethod.Percentile}
 ACTIVATIONS = {"s8s8": (QuantType.QInt8, True), "u8s8": (QuantType.QUInt8, False)}   # (type, symmetric)
 WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")   # ops whose quantization a fallback can revert
+# ORT releases without a calibration cache re-calibrate on every call (slower, same ranges)
+_CACHE = "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
 
 class _Batches(CalibrationDataReader):
@@ -55,8 +58,12 @@ def quantize_int8(src: Path, dst: Path, images: np.ndarray, method: str = "minma
         try:
             quantize_static(str(src), str(out), _Batches(images), quant_format=QuantFormat.QDQ, per_channel=True,
                             weight_type=QuantType.QInt8, activation_type=act, calibrate_method=METHODS[method],
-                            nodes_to_exclude=list(exclude), calibration_cache_path=cache,
-                            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+                            nodes_to_exclude=list(exclude),
+                            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                                           # with layers kept in fp32, a Relu/Clip folded into the range of a
+                                           # Q/DQ that an fp32 layer bypasses would be lost: keep them
+                                           "QDQKeepRemovableActivations": bool(exclude)},
+                            **({"calibration_cache_path": cache} if cache and _CACHE else {}))
             if not any(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node):
                 raise RuntimeError(f"ORT quantize_static quantized no node of {Path(src).name}")
             out.replace(tmp)
