@@ -130,8 +130,8 @@ def test_unknown_try_method(tiny_cfg, trained_run):
 
 
 def _unquantizable(path, classes: int) -> None:
-    """A real ONNX model with nothing ORT or NNCF quantizes: mean of the image, broadcast to every class."""
-    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
+    """A real ONNX model with nothing ORT or NNCF quantizes: max of the image, broadcast to every class."""
+    nodes = [helper.make_node("ReduceMax", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
              helper.make_node("Unsqueeze", ["m", "one"], ["m1"]),
              helper.make_node("Expand", ["m1", "shape"], ["logits"])]
     graph = helper.make_graph(
