@@ -23,7 +23,7 @@ COLUMNS = [
     "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
-    "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s",
+    "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
 ]
 
 
@@ -84,6 +84,8 @@ class Artifact:
     precision: str              # precision the artifact carries: fp32 | fp16 | int8
     run_id: str = ""
     parity: Optional[dict] = None   # max_rel_err, median_rel_err, top1_agree, top1_delta (vs torch fp32)
+    recipe: str = ""            # int8 recipe: s8s8-qdq | u8s8-qdq | nncf-ptq ("" for fp32/fp16)
+    target: str = ""            # runtime the artifact is made for ("" = any)
 
 
 @dataclass

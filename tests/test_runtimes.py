@@ -100,8 +100,9 @@ def test_int8_runs_quantized(exported_run, val_batch):
     cfg, run = exported_run
     x, meta = val_batch
     outs = {}
-    for rt in ("onnxruntime-cpu", "openvino"):
-        with get_runner(rt)(_art(cfg, run, "model.int8.onnx", "onnx", "int8"), meta, threads=1) as r:
+    for rt, file, fmt in (("onnxruntime-cpu", "model.int8.u8s8.onnx", "onnx"),
+                          ("openvino", "model.int8.nncf.xml", "openvino")):
+        with get_runner(rt)(_art(cfg, run, file, fmt, "int8"), meta, threads=1) as r:
             assert r.precision == "int8"
             outs[rt] = r.infer(x)
     with get_runner("onnxruntime-cpu")(_art(cfg, run, "model.fp32.onnx", "onnx", "fp32"), meta) as r:

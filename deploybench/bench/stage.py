@@ -93,7 +93,7 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
                parity_median_rel_err=parity.get("median_rel_err"),
                scenario=None if batch_size is None else ("single-stream" if batch_size == 1 else "offline"),
                created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=dev.versions(),
-               config_name=config_name)
+               config_name=config_name, recipe=artifact.recipe or None)
     return row
 
 
@@ -250,7 +250,7 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
                    cpu_label=(dev.device_name(device, "cpu"), dev.fingerprint(device, "cpu")))
         jobs: list[_Job] = []
         for rt in runtimes or cfg.runtimes:
-            arts = [a for a in artifacts if runner_supports(rt, a)[0]]
+            arts = [a for a in artifacts if runner_supports(rt, a, cfg.cross_target_int8)[0]]
             rt_rows, rt_jobs = _plan(arts, rt, meta, ctx, batch_sizes, config_name)
             rows += rt_rows if arts else _no_artifact(rt, meta, ctx, config_name)
             jobs += rt_jobs
@@ -279,7 +279,7 @@ def _artifacts(run_id: str, root: Path) -> list[Artifact]:
     for a in exp.get("artifacts", []):
         if a.get("status") == "ok":
             arts.append(Artifact(str(Path(root) / "engines" / run_id / a["file"]), a["format"], a["precision"],
-                                 run_id, a.get("parity")))
+                                 run_id, a.get("parity"), a.get("recipe", ""), a.get("target", "")))
     return arts
 
 

@@ -8,6 +8,9 @@ import numpy as np
 
 from ..records import Artifact
 
+# Runtimes that share one INT8 artifact: the GPU runtimes run the S8S8 Q/DQ file made for TensorRT.
+TARGET_FAMILY = {"onnxruntime-trt": "tensorrt", "onnxruntime-cuda": "tensorrt"}
+
 
 class Runner:
     """Load in __enter__, run NCHW float32 batches through infer(), release in __exit__.
@@ -45,12 +48,16 @@ class Runner:
         return True, ""
 
     @classmethod
-    def supports(cls, artifact: Artifact) -> tuple[bool, str]:
-        """Whether this runtime runs `artifact` (format and precision); (ok, reason)."""
+    def supports(cls, artifact: Artifact, cross_target: bool = False) -> tuple[bool, str]:
+        """Whether this runtime runs `artifact` (format and precision); (ok, reason). An INT8 artifact made for
+        another target (its `target` outside this runtime's family) is refused unless `cross_target`."""
         if artifact.format not in cls.formats:
             return False, f"{cls.name} runs {'/'.join(cls.formats)} artifacts, not {artifact.format}"
         if artifact.precision not in cls.precisions:
             return False, f"{cls.name} does not run {artifact.precision} artifacts"
+        if artifact.precision == "int8" and artifact.target and not cross_target \
+                and TARGET_FAMILY.get(cls.name, cls.name) != TARGET_FAMILY.get(artifact.target, artifact.target):
+            return False, f"made for {artifact.target} (bench.cross_target_int8: true benches it here too)"
         return True, ""
 
 
