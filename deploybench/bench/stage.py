@@ -229,7 +229,7 @@ def _finish(rows: list[dict]) -> list[dict]:
 def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig, runtimes, batch_sizes,
              existing, device, data: tuple, config_name, timeout_s) -> list[dict]:
     """data = (inputs (n, C, H, W), acc_x or None, acc_y or None)."""
-    from ..runtimes import runner_supports
+    from ..runtimes import get_runner
 
     threads = cfg.threads or dev.device_info()["cores"]
     batch_sizes = list(batch_sizes or cfg.batch_sizes)
@@ -250,7 +250,7 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
                    cpu_label=(dev.device_name(device, "cpu"), dev.fingerprint(device, "cpu")))
         jobs: list[_Job] = []
         for rt in runtimes or cfg.runtimes:
-            arts = [a for a in artifacts if runner_supports(rt, a, cfg.cross_target_int8)[0]]
+            arts = get_runner(rt).deployable(artifacts, cfg.cross_target_int8)
             rt_rows, rt_jobs = _plan(arts, rt, meta, ctx, batch_sizes, config_name)
             rows += rt_rows if arts else _no_artifact(rt, meta, ctx, config_name)
             jobs += rt_jobs

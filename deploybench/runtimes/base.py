@@ -20,6 +20,7 @@ class Runner:
     """
     name: str = ""
     formats: tuple[str, ...] = ()
+    native: str = ""                    # the format made for this runtime (see deployable)
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
 
     def __init__(self, artifact: Artifact, meta: dict, threads: Optional[int] = None, **options):
@@ -46,6 +47,15 @@ class Runner:
     @classmethod
     def available(cls) -> tuple[bool, str]:
         return True, ""
+
+    @classmethod
+    def deployable(cls, artifacts: list[Artifact], cross_target: bool = False) -> list[Artifact]:
+        """The artifacts this runtime benches: those it supports, and where an artifact in its `native` format
+        holds the same precision and recipe, not the same weights again in another format (OpenVINO reads ONNX
+        too, but a practitioner deploys the IR)."""
+        ok = [a for a in artifacts if cls.supports(a, cross_target)[0]]
+        native = {(a.precision, a.recipe) for a in ok if a.format == cls.native}
+        return [a for a in ok if a.format == cls.native or (a.precision, a.recipe) not in native]
 
     @classmethod
     def supports(cls, artifact: Artifact, cross_target: bool = False) -> tuple[bool, str]:
