@@ -136,7 +136,7 @@ class _Export:
             return [self.artifact(SOURCE["fp16"], "onnx", "fp16", lambda p: to_fp16(self.out / src["file"], p),
                                   reason)]
         return [self.artifact(RECIPES[k][0], "onnx", "int8", lambda p, k=k: self.int8().onnx(k, p), reason,
-                              RECIPES[k][1:]) for k in ("s8s8", "u8s8")]
+                              RECIPES[k][1:]) for k in ("u8s8", "s8s8")]   # the CPU target first: it sets the warm start
 
     def source(self, prec: str) -> tuple[dict, str]:
         """(ONNX entry that IR and engines of `prec` are made from, why they cannot be: "" when they can)."""

@@ -16,7 +16,9 @@ Budget (ExportConfig.int8): calibrate on training images with `calibration_metho
 NNCF `ignored_scope`), one more per step (each step a real re-quantization measured on validation), up to
 `max_fallbacks`. The search stops when the drop plus one paired standard error is within `max_drop` (500
 validation images leave about 1 pt of noise on a top-1 difference; without the margin, budgets met on validation
-missed by 1-3 pt on test); `budget_met` is the drop itself within `max_drop`. A budget still missed is recorded
+missed by 1-3 pt on test); `budget_met` is the drop itself within `max_drop`. Recipes of one run share their
+sensitivity: a recipe starts its search at the number of fp32 layers the previous recipe needed (one build
+instead of up to max_fallbacks + 1 when they agree, as they mostly do), then tries more layers, then fewer. A budget still missed is recorded
 (`budget_met` false, `reason`), never hidden.
 Ranking, once per run: each quantized Conv/Gemm/MatMul of the U8S8 graph alone quantized inside the fp32 model,
 scored by the KL divergence of its predictions from fp32 on `rank_images` validation images. All three recipes
@@ -72,6 +74,7 @@ class Int8Job:
         self.ref = _ort_logits(self.src, val_x)
         self.fp32_top1 = _top1(self.ref, val_y)
         self._ranking: Optional[list[str]] = None
+        self.warm = 0      # layers kept in fp32 by the last recipe that met the budget (warm start of the next)
 
     def close(self) -> None:
         self._tmp.cleanup()
@@ -98,7 +101,11 @@ class Int8Job:
         """(method, layers kept in fp32, val logits) of the first build whose drop plus one paired standard error
         is within max_drop (500 images leave about 1 pt of noise on a top-1 difference), else of the best one."""
         best: Optional[tuple] = None
-        for k, method in [(0, m) for m in methods] + [(k, None) for k in range(1, self.cfg.max_fallbacks + 1)]:
+        steps = steps_from_zero = [(0, m) for m in methods] + [(k, None) for k in range(1, self.cfg.max_fallbacks + 1)]
+        if self.warm:     # a sibling recipe of this run needed `warm` layers in fp32: start there, then up, then below
+            steps = [(k, methods[0] if k == self.warm else None) for k in range(self.warm, self.cfg.max_fallbacks + 1)]
+            steps += [s for s in steps_from_zero if s[0] < self.warm]
+        for k, method in steps:
             kept = self.ranking()[:k] if k else []
             if k and len(kept) < k:
                 break
@@ -108,6 +115,7 @@ class Int8Job:
             if best is None or drop < self._drop(best[2])[0]:
                 best = (method, kept, logits)
             if drop + se <= self.cfg.max_drop:
+                self.warm = len(kept)
                 return method, kept, logits
         return best
 
