@@ -23,9 +23,13 @@ COLUMNS = [
     "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
-    "peak_device_mem_method",
+    "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
     "profile_path",
 ]
+
+
+TRAIN_NOT_MODEL = {"num_workers"}
+LATER_DATASET_FIELDS = ("expected", "augment")   # added after 0.1 (see legacy_run_id)
 
 
 @dataclass(frozen=True)
@@ -39,17 +43,44 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """Readable and stable: the same setup always gets the same id (content hash)."""
-        payload = json.dumps(dataclasses.asdict(self) | {"dataset": self.dataset.identity()}, sort_keys=True,
-                             default=str)
-        digest = hashlib.sha1(payload.encode()).hexdigest()[:8]
-        return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-{digest}"
+        """`<backbone>-<dataset>-f<fraction>-s<seed>-<hash8>`; the hash covers what determines the trained model
+        except the seed (so seeds of one setup share it): backbone + weights, the dataset's identity (name, kind,
+        image size, train/val caps, val fraction: not its path, max_test or anything bench-only), the fraction
+        and the training settings except num_workers."""
+        return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-{self.setup_hash}"
+
+    @property
+    def setup_hash(self) -> str:
+        ds = self.dataset.identity()
+        train = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in TRAIN_NOT_MODEL}
+        payload = json.dumps({"backbone": dataclasses.asdict(self.backbone), "dataset": ds, "fraction": self.fraction,
+                              "train": train}, sort_keys=True, default=str)
+        return hashlib.sha1(payload.encode()).hexdigest()[:8]
+
+    @property
+    def legacy_run_id(self) -> str:
+        """The 0.1 id (hash of every field of 0.1's configs, path and seed included), for workdirs made before run
+        ids changed; DatasetConfig's later fields (`expected`, `augment` unset) are left out as 0.1 had none."""
+        fields = dataclasses.asdict(self)
+        fields["dataset"] = {k: v for k, v in fields["dataset"].items()
+                             if k not in LATER_DATASET_FIELDS or (k == "augment" and v is not None)}
+        payload = json.dumps(fields, sort_keys=True, default=str)
+        return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-" \
+               f"{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
+
+    def stored_id(self, root: Path) -> str:
+        """run_id, or legacy_run_id where only a workdir of an older version has this run (compatibility lookup)."""
+        root = Path(root)
+        done = lambda run_id: (root / "checkpoints" / run_id / "meta.json").exists()
+        if not done(self.run_id) and done(self.legacy_run_id):
+            return self.legacy_run_id
+        return self.run_id
 
     def ckpt_dir(self, root: Path) -> Path:
-        return Path(root) / "checkpoints" / self.run_id
+        return Path(root) / "checkpoints" / self.stored_id(root)
 
     def engine_dir(self, root: Path) -> Path:
-        return Path(root) / "engines" / self.run_id
+        return Path(root) / "engines" / self.stored_id(root)
 
 
 @dataclass
@@ -60,6 +91,8 @@ class Artifact:
     precision: str              # precision the artifact carries: fp32 | fp16 | int8
     run_id: str = ""
     parity: Optional[dict] = None   # max_rel_err, median_rel_err, top1_agree, top1_delta (vs torch fp32)
+    recipe: str = ""            # int8 recipe: s8s8-qdq | u8s8-qdq | nncf-ptq ("" for fp32/fp16)
+    target: str = ""            # runtime the artifact is made for ("" = any)
 
 
 @dataclass

@@ -9,13 +9,16 @@ becomes a `failed` row carrying the reason (the worker's own error, else the std
 of memory, set `executions: 1` (one execution per process, nothing kept alive).
 Accuracy is computed once per artifact x runtime, in the first worker of that pair (batch sizes run largest
 first), through that worker's runner at its batch size, and reused for the pair's other batch-size rows.
-Resume: configurations whose key (store.KEY without precision, which the artifact and runtime determine) is in
-`existing` are not run again. top1_delta_vs_torch_fp32 is relative to the torch row of the same call.
+Resume: configurations whose store.key_of is in `existing` (store.ResultStore.keys) are not run again. Rows carry
+the call's id (`bench_call`) and each execution's p50 in round order, for paired comparisons (report.aggregate).
+Device name and fingerprint are those of the processor the runtime computes on (CPU or GPU).
+top1_delta_vs_torch_fp32 is relative to the torch row of the same call.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import secrets
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +30,7 @@ from ..config import BenchConfig, DatasetConfig
 from ..errors import DeployBenchError
 from ..io import read_json
 from ..records import COLUMNS, Artifact, RunSpec
+from ..store import key_of
 from . import device as dev
 from .latency import pool_results
 from .probe import device_peak, efficiency
@@ -46,11 +50,6 @@ def _size_mb(path: Path) -> Optional[float]:
         return None
 
 
-def _key_no_prec(row: dict) -> tuple:
-    return (row["run_id"], row["artifact"], row["runtime"], row["batch_size"], row["threads"],
-            row["device_fingerprint"])
-
-
 @dataclasses.dataclass
 class _Ctx:
     """What every row of one bench call shares."""
@@ -64,6 +63,15 @@ class _Ctx:
     has_accuracy: bool
     timeout_s: float
     peaks: Optional[dict] = None
+    cpu_label: Optional[tuple] = None   # (name, fingerprint) for CPU runtimes; None: device/fingerprint for all
+    call: str = dataclasses.field(default_factory=lambda: f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-"
+                                                          f"{secrets.token_hex(4)}")
+
+    def label(self, runtime: str) -> tuple[str, str]:
+        """(device name, fingerprint) of the processor `runtime` computes on."""
+        if runtime in GPU_RUNTIMES or self.cpu_label is None:
+            return self.device, self.fingerprint
+        return self.cpu_label
 
     def peak(self, runtime: str) -> dict:
         if self.peaks is None:
@@ -78,14 +86,15 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
     row.update({k: meta.get(k) for k in ("run_id", "backbone", "dataset", "domain", "fraction", "seed",
                                          "pretrained", "params_m", "gmacs", "image_size")})
     parity = artifact.parity or {}
+    name, fp = ctx.label(runtime)
     row.update(artifact=Path(artifact.path).name, format=artifact.format, runtime=runtime,
-               precision=artifact.precision, device=ctx.device, device_fingerprint=ctx.fingerprint,
+               precision=artifact.precision, device=name, device_fingerprint=fp, bench_call=ctx.call,
                batch_size=batch_size, threads=ctx.threads, size_mb=_size_mb(Path(artifact.path)),
                parity_max_rel_err=parity.get("max_rel_err"), parity_top1_agree=parity.get("top1_agree"),
                parity_median_rel_err=parity.get("median_rel_err"),
                scenario=None if batch_size is None else ("single-stream" if batch_size == 1 else "offline"),
                created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=dev.versions(),
-               config_name=config_name)
+               config_name=config_name, recipe=artifact.recipe or None)
     return row
 
 
@@ -99,6 +108,7 @@ def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
                latency_ms_p50_ci_high=s["ci_high"], latency_cv=s["cv"], latency_ms_std=s["std"],
                latency_ms_min=s["min"], latency_ms_max=s["max"], latency_count=s["count"],
                latency_executions=lat["executions"], latency_ms_device_p50=lat["device_p50_ms"],
+               latency_ms_execution_p50s=lat["execution_p50s"],
                throughput_ips=lat["throughput_ips"], noisy=int(lat["noisy"]),
                peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"),
                peak_device_mem_method=first.get("peak_device_mem_method"))
@@ -196,7 +206,7 @@ def _plan(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_
     for art in artifacts:
         for bs in sorted(set(batch_sizes), reverse=True) if ok else [None]:
             row = _base_row(meta, ctx, art, runtime, bs, config_name)
-            if _key_no_prec(row) in ctx.existing:
+            if key_of(row) in ctx.existing:
                 continue
             if not ok:
                 row.update(status="skipped", status_reason=reason or f"{runtime} is not available")
@@ -220,7 +230,7 @@ def _finish(rows: list[dict]) -> list[dict]:
 def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig, runtimes, batch_sizes,
              existing, device, data: tuple, config_name, timeout_s) -> list[dict]:
     """data = (inputs (n, C, H, W), acc_x or None, acc_y or None)."""
-    from ..runtimes import runner_supports
+    from ..runtimes import get_runner
 
     threads = cfg.threads or dev.device_info()["cores"]
     batch_sizes = list(batch_sizes or cfg.batch_sizes)
@@ -236,11 +246,12 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
         if data[1] is not None:
             np.save(tmpdir / "acc_x.npy", np.ascontiguousarray(data[1], dtype=np.float32))
             np.save(tmpdir / "acc_y.npy", np.asarray(data[2], dtype=np.int64))
-        ctx = _Ctx(Path(root), cfg, dev.device_name(device), dev.fingerprint(device), threads,
-                   {(k[0], k[1], k[2], k[4], k[5], k[6]) for k in existing}, tmpdir, data[1] is not None, timeout)
+        ctx = _Ctx(Path(root), cfg, dev.device_name(device, "gpu"), dev.fingerprint(device, "gpu"), threads,
+                   set(existing), tmpdir, data[1] is not None, timeout,
+                   cpu_label=(dev.device_name(device, "cpu"), dev.fingerprint(device, "cpu")))
         jobs: list[_Job] = []
         for rt in runtimes or cfg.runtimes:
-            arts = [a for a in artifacts if runner_supports(rt, a)[0]]
+            arts = get_runner(rt).deployable(artifacts, cfg.cross_target_int8)
             rt_rows, rt_jobs = _plan(arts, rt, meta, ctx, batch_sizes, config_name)
             rows += rt_rows if arts else _no_artifact(rt, meta, ctx, config_name)
             jobs += rt_jobs
@@ -259,7 +270,7 @@ def _no_artifact(runtime: str, meta: dict, ctx: _Ctx, config_name: Optional[str]
     row.update(artifact=None, format=None, size_mb=None, status="skipped",
                status_reason=reason if not ok else f"no {'/'.join(cls.formats)} artifact for this run "
                f"(export it first: deploybench export --format {cls.formats[0]})")
-    return [] if _key_no_prec(row) in ctx.existing else [row]
+    return [] if key_of(row) in ctx.existing else [row]
 
 
 def _artifacts(run_id: str, root: Path) -> list[Artifact]:
@@ -270,7 +281,7 @@ def _artifacts(run_id: str, root: Path) -> list[Artifact]:
     for a in exp.get("artifacts", []):
         if a.get("status") == "ok":
             arts.append(Artifact(str(Path(root) / "engines" / run_id / a["file"]), a["format"], a["precision"],
-                                 run_id, a.get("parity")))
+                                 run_id, a.get("parity"), a.get("recipe", ""), a.get("target", "")))
     return arts
 
 
@@ -289,7 +300,7 @@ def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_s
                       limit=cfg.accuracy_images)
     if len(X) == 0:
         raise DeployBenchError(f"dataset '{run.dataset.name}': the test split is empty")
-    return _run_all(_artifacts(run.run_id, root), meta, root, cfg, runtimes, batch_sizes, existing, device,
+    return _run_all(_artifacts(run.stored_id(root), root), meta, root, cfg, runtimes, batch_sizes, existing, device,
                     (X[:max(batch_sizes or cfg.batch_sizes)], X, y), config_name, timeout_s)
 
 

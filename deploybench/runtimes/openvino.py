@@ -22,6 +22,7 @@ class OpenVinoRunner(Runner):
     Option `profile=True` adds PERF_COUNT (performance counters; bench/profile.py only, never for timing)."""
     name = "openvino"
     formats = ("onnx", "openvino")
+    native = "openvino"
     hint = "f32"
 
     @classmethod
