@@ -20,7 +20,8 @@ _INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "lat
             "noisy"}
 _TEXT = {"run_id", "backbone", "dataset", "domain", "artifact", "format", "runtime", "precision", "device",
          "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name",
-         "accuracy_flag", "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe", "profile_path"}
+         "accuracy_flag", "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
+         "profile_path"}
 _BOOL = {"pretrained", "noisy"}
 TYPES = {c: "INTEGER" if c in _INTEGER else "TEXT" if c in _TEXT else "REAL" for c in COLUMNS}
 _MATCH = " AND ".join(f"{k} IS ?" for k in KEY)   # IS: NULL-safe equality (threads=None means all cores)

@@ -149,7 +149,8 @@ def profile_jobs(jobs, meta: dict, ctx) -> None:
     and point its row's `profile_path` at the file (relative to the workdir). A failed profile is logged and
     leaves the row as it is."""
     for job in jobs:
-        if job.row.get("status") != "ok" or job.runtime not in PROFILED_RUNTIMES or job.batch_size not in PROFILED_BATCH_SIZES:
+        if job.row.get("status") != "ok" or job.runtime not in PROFILED_RUNTIMES \
+                or job.batch_size not in PROFILED_BATCH_SIZES:
             continue
         out = profile_path(ctx.root, meta["run_id"], job.runtime, job.artifact.path, job.batch_size)
         try:

@@ -90,7 +90,8 @@ def profile_view(rows: list[dict], root: Path) -> list[dict]:
         pairs = _pairs(profiled)
         full = [(a, b) for a, b in pairs if a[1] and b[1]]
         model = min((backbone_label(a[0]) for a, _ in full), default=None)
-        diffs = [(f"{a[0]['runtime']}: {a[0]['artifact']} vs {b[0]['artifact']}", ["op type", "fp32 ms", "int8 ms", "Δ ms"],
+        diffs = [(f"{a[0]['runtime']}: {a[0]['artifact']} vs {b[0]['artifact']}",
+                  ["op type", "fp32 ms", "int8 ms", "Δ ms"],
                   [[op, f"{x:.3f}", f"{y:.3f}", f"{y - x:+.3f}"] for op, x, y in _diff(a[1], b[1])[:DIFF_OPS]])
                  for a, b in full if backbone_label(a[0]) == model]
         views.append({"device": name, "top": top, "model": model, "diffs": diffs, "slower": _slower(pairs)})
