@@ -23,7 +23,11 @@ COLUMNS = [
     "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
+    "compute_precision", "accuracy_images",
 ]
+# A row losing more than this many top-1 points vs the run's torch fp32 reference gets `accuracy_flag`; the report
+# flags the same rows. The one definition both use.
+ACC_DROP_PT = 1.0
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from .records import COLUMNS
 
 KEY = ("run_id", "artifact", "runtime", "precision", "batch_size", "threads", "device_fingerprint")
 _INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "latency_executions", "image_size",
-            "noisy"}
+            "noisy", "accuracy_images"}
 _TEXT = {"run_id", "backbone", "dataset", "domain", "artifact", "format", "runtime", "precision", "device",
          "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name",
-         "accuracy_flag"}
+         "accuracy_flag", "compute_precision"}
 _BOOL = {"pretrained", "noisy"}
 TYPES = {c: "INTEGER" if c in _INTEGER else "TEXT" if c in _TEXT else "REAL" for c in COLUMNS}
 _MATCH = " AND ".join(f"{k} IS ?" for k in KEY)   # IS: NULL-safe equality (threads=None means all cores)

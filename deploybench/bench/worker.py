@@ -5,7 +5,8 @@ Both sides of the protocol live here: `Session`/`serve` in the worker, `ProcessW
 
 SPEC: {"artifact": {path, format, precision, run_id}, "meta": {...}, "runtime", "threads", "batch_size",
 "latency": LatencyConfig fields, "inputs": images.npy (real test images, tiled up to batch_size),
-"accuracy": {"x": X.npy, "y": y.npy} or null, "options": runner options}.
+"accuracy": {"x": X.npy, "y": y.npy, "reference": logits.npy (the run's torch fp32 logits on X) or null} or null,
+"options": runner options}.
 
 The process opens the runner once, then serves the driver: each line on stdin is an OUT.json path; the worker
 runs one execution (warm-up + timed phase), writes OUT.json there atomically and answers "done" on its control
@@ -14,9 +15,10 @@ stdin, or a failed execution, ends it. Between executions the process sits block
 measures other configurations (stage.py interleaves them). The first execution also records peak RSS (VmHWM, see
 memory.py) and device memory, read before the accuracy pass so the test split (memory-mapped) does not count
 toward the deployment footprint, and then runs accuracy through the same runner at the row's batch size.
-OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "latency" (LatencyResult.as_dict, samples included),
-"seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "top1", "top5",
-"accuracy_images"} or {"status": "failed", "reason"}.
+OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "compute_precision",
+"latency" (LatencyResult.as_dict, samples included), "seconds", and on the first: "load_s", "peak_host_mem_mb",
+"peak_device_mem_mb", "top1", "top5", "accuracy_images", "parity" (accuracy.parity_stats of this runner's logits
+against the reference, when there is one)} or {"status": "failed", "reason"}.
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ class Session:
     def execute(self) -> dict:
         """One execution: latency (+ memory and accuracy on the first)."""
         from ..config import LatencyConfig
-        from .accuracy import evaluate
+        from .accuracy import evaluate, parity_stats
         from .latency import measure
         from .memory import device_mem_mb, peak_host_mem_mb
 
@@ -85,15 +87,17 @@ class Session:
         res = measure(lambda: runner.infer(self.batch), LatencyConfig(**self.spec["latency"]),
                       device_time=lambda: runner.device_time_ms, batch_size=bs)
         out = {"status": "ok", "execution": self.executions, "started_ns": started_ns, "precision": runner.precision,
-               "latency": res.as_dict()}
+               "compute_precision": getattr(runner, "compute_precision", None), "latency": res.as_dict()}
         if self.executions == 0:
             out.update(load_s=self.load_s, peak_host_mem_mb=round(peak_host_mem_mb(), 1),
                        peak_device_mem_mb=device_mem_mb())
             acc = self.spec.get("accuracy")
             if acc:
                 X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
-                out["top1"], out["top5"] = evaluate(runner, X, y, bs)
-                out["accuracy_images"] = int(len(y))
+                scores = evaluate(runner, X, y, bs)
+                out.update(top1=scores.top1, top5=scores.top5, accuracy_images=int(len(y)))
+                if acc.get("reference"):
+                    out["parity"] = parity_stats(scores.logits, np.load(acc["reference"]))
         self.executions += 1
         out["seconds"] = round(time.perf_counter() - start, 3)
         return out
