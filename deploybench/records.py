@@ -60,7 +60,6 @@ class Artifact:
     format: str                 # pytorch | onnx | openvino | tensorrt
     precision: str              # precision the artifact carries: fp32 | fp16 | int8
     run_id: str = ""
-    parity: Optional[dict] = None   # max_rel_err, median_rel_err, top1_agree, top1_delta (vs torch fp32)
 
 
 @dataclass

@@ -71,7 +71,7 @@ def test_rows_complete_and_sensible(bench_rows, exported_run):
         assert r["efficiency"] is None or 0 < r["efficiency"] < 5
         assert r["parity_max_rel_err"] is not None and 0 <= r["parity_top1_agree"] <= 1
         if r["runtime"] == "torch":                              # measured against the reference, not assumed
-            assert r["top1_delta_vs_torch_fp32"] == 0 and r["parity_max_rel_err"] < 1e-5
+            assert r["top1_delta_vs_torch_fp32"] == 0 and r["parity_max_rel_err"] < 1e-4
     fp32 = [r for r in ok if r["artifact"] == "model.fp32.onnx"]
     assert len({r["top1"] for r in fp32}) == 1                  # accuracy computed once per pair, reused
 
@@ -138,7 +138,7 @@ def _worker(exported_run, tmp_path, timeout_s=120.0):
     np.save(tmp_path / "acc_x.npy", x)
     np.save(tmp_path / "acc_y.npy", np.zeros(20, dtype=np.int64))
     art = {"path": str(run.engine_dir(cfg.root) / "model.fp32.onnx"), "format": "onnx", "precision": "fp32",
-           "run_id": run.run_id, "parity": None}
+           "run_id": run.run_id}
     spec = {"artifact": art, "meta": {}, "runtime": "onnxruntime-cpu", "threads": 1, "batch_size": 1,
             "latency": dataclasses.asdict(cfg.bench.latency), "inputs": str(tmp_path / "inputs.npy"),
             "accuracy": {"x": str(tmp_path / "acc_x.npy"), "y": str(tmp_path / "acc_y.npy")}, "options": {}}

@@ -122,8 +122,8 @@ def test_every_row_measured_through_its_own_runtime_and_artifact(work, first, la
         assert r["accuracy_images"] == len(y), where
         assert r["top1"] == pytest.approx(own.top1, abs=100 / len(y) + 1e-9), where
         assert r["parity_top1_agree"] == pytest.approx(stats["top1_agree"], abs=1 / len(y) + 1e-9), where
-        assert r["parity_max_rel_err"] == pytest.approx(stats["max_rel_err"], rel=0.2, abs=2e-6), where
-        assert r["parity_median_rel_err"] == pytest.approx(stats["median_rel_err"], rel=0.2, abs=2e-6), where
+        assert r["parity_max_rel_err"] == pytest.approx(stats["max_rel_err"], rel=0.2, abs=5e-5), where
+        assert r["parity_median_rel_err"] == pytest.approx(stats["median_rel_err"], rel=0.2, abs=5e-5), where
         assert r["top1_delta_vs_torch_fp32"] == pytest.approx(r["top1"] - ref["top1"], abs=1e-3), where
         flagged = r["top1_delta_vs_torch_fp32"] < -ACC_DROP_PT
         assert (r["accuracy_flag"] is not None) == flagged, where
@@ -134,7 +134,7 @@ def test_rows_of_one_run_differ_where_their_artifacts_do(work, first, later):
     cfg, run, root, bcfg, exp = work
     ok = _ok(first + later[0])
     torch_row = ok[("torch", "best.pt")]
-    assert torch_row["top1_delta_vs_torch_fp32"] == 0 and torch_row["parity_max_rel_err"] < 1e-5
+    assert torch_row["top1_delta_vs_torch_fp32"] == 0 and torch_row["parity_max_rel_err"] < 1e-4
     assert torch_row["parity_top1_agree"] == 1.0
     fp32, int8 = ok[("onnxruntime-cpu", "model.fp32.onnx")], ok[("onnxruntime-cpu", "model.int8.onnx")]
     assert fp32["parity_max_rel_err"] < 1e-4 < int8["parity_max_rel_err"]
