@@ -212,3 +212,37 @@ def test_bring_your_own_onnx_with_labels_has_no_reference(exported_run, tmp_path
     assert r["status"] == "ok" and r["top1"] is not None and r["accuracy_images"] == 8
     assert r["parity_max_rel_err"] is None and r["parity_top1_agree"] is None and r["parity_median_rel_err"] is None
     assert r["top1_delta_vs_torch_fp32"] is None and r["accuracy_flag"] is None
+
+
+def test_ort_worker_measures_parity_without_importing_torch(exported_run, images, tmp_path):
+    """The worker's accuracy pass compares its own logits with the reference file, in a process free of torch."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg, run = exported_run
+    meta, x, y = images
+    art = Artifact(str(run.engine_dir(cfg.root) / "model.fp32.onnx"), "onnx", "fp32", run.run_id)
+    with get_runner("torch")(Artifact(str(run.ckpt_dir(cfg.root) / "best.pt"), "pytorch", "fp32"), meta) as rn:
+        ref = evaluate(rn, x[:20], y[:20], 4).logits
+    shifted = ref.copy()
+    shifted[:, 0] += 1.0                                 # a reference the ONNX model does not match
+    for name, arr in (("x", x[:20]), ("y", y[:20]), ("ref", shifted)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    spec = {"artifact": dataclasses.asdict(art), "meta": meta, "runtime": "onnxruntime-cpu", "threads": 1,
+            "batch_size": 4, "latency": dataclasses.asdict(cfg.bench.latency), "inputs": str(tmp_path / "x.npy"),
+            "accuracy": {"x": str(tmp_path / "x.npy"), "y": str(tmp_path / "y.npy"),
+                         "reference": str(tmp_path / "ref.npy")}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    code = ("import json, sys\nfrom deploybench.bench.worker import Session\n"
+            "with Session(json.load(open(sys.argv[1]))) as s:\n    out = s.execute()\n"
+            "print(json.dumps({'parity': out['parity'], 'torch': 'torch' in sys.modules}))")
+    repo = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "spec.json")], capture_output=True, text=True,
+                         env=env, cwd=repo, check=True)
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    expect = parity_stats(ref, shifted)
+    assert got["torch"] is False and got["parity"]["images"] == 20
+    assert got["parity"]["max_rel_err"] == pytest.approx(expect["max_rel_err"], rel=1e-3)
