@@ -1,4 +1,5 @@
-# deploybench: `make all` = install + finetune + export + bench + report on configs/quickstart.yaml.
+# deploybench: `make all` = install (packages + the quickstart's data) + finetune + export + bench + report
+# on configs/quickstart.yaml.
 PYTHON ?= python3
 CONFIG ?= configs/quickstart.yaml
 EXTRAS ?= openvino,ray,weights,dev
@@ -8,6 +9,7 @@ PYTEST_ARGS ?=
 
 install:
 	$(PYTHON) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	PYTHON=$(PYTHON) sh scripts/get-data.sh
 
 finetune:
 	$(PYTHON) -m deploybench finetune -c $(CONFIG)

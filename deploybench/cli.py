@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -33,7 +35,11 @@ def _pipeline(cfg: Config, stages: tuple[str, ...], backbones=(), executor=None,
               **options) -> None:
     from .sweep.plan import plan
     from .sweep.runner import run_pipeline
+    from .validate import check_backbones, check_config, check_runtimes
 
+    check_config(cfg, stages)
+    check_backbones(cfg, backbones)
+    check_runtimes(options.get("runtimes") or ())
     runs = plan(cfg, tuple(backbones))
     if not runs:
         raise DeployBenchError(f"{cfg.source}: no runs to do (check backbones/datasets/--backbone)")
@@ -87,7 +93,7 @@ def export(config_path, workdir, backbones, precisions, formats):
 @click.option("--mean", default="0.485,0.456,0.406", show_default=True, help="For --model.")
 @click.option("--std", default="0.229,0.224,0.225", show_default=True, help="For --model.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="ImageFolder root with test/ for --model accuracy.")
+              help="For --model accuracy: a folder of class folders, or an ImageFolder root with test/.")
 def bench(config_path, workdir, backbones, runtimes, batch_sizes, threads, device, executions, model, input_size,
           mean, std, data_dir):
     """Benchmark every exported artifact on every runtime: accuracy, latency, throughput, memory, size."""
@@ -128,8 +134,11 @@ def _bench_model(cfg, bcfg, workdir, model, input_size, mean, std, data_dir, run
         assert len(shape) == 3
     except (ValueError, AssertionError):
         raise DeployBenchError(f"--input-size: expected CxHxW like 3x224x224, got {input_size!r}") from None
+    from .validate import check_runtimes
+
     if runtimes:
         bcfg.runtimes = list(runtimes)
+    check_runtimes(bcfg.runtimes)
     if batch_sizes:
         bcfg.batch_sizes = list(batch_sizes)
     root = Path(workdir) if workdir else (cfg.root if cfg is not None else Path("."))
@@ -263,6 +272,15 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:       # one line, like every other bad input
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except Exception as e:             # a real failure: the traceback goes to a log, the console gets one line
+        log = Path(tempfile.gettempdir()) / "deploybench-last-error.log"
+        log.write_text(traceback.format_exc())
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        click.echo(f"error: {type(e).__name__}: {first} (traceback in {log})", err=True)
+        sys.exit(1)

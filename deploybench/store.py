@@ -53,7 +53,8 @@ def _connect(path: Path, create: bool = False) -> Iterator[sqlite3.Connection]:
     try:
         yield con
     except sqlite3.DatabaseError as e:
-        raise DeployBenchError(f"{path}: not a usable SQLite results db ({e}); check the path, or move the file away") from None
+        raise DeployBenchError(f"{path}: not a deploybench results database (SQLite: {e}); pass a results.db "
+                               "written by deploybench, or move the file away") from None
     finally:
         con.close()
 

@@ -201,15 +201,16 @@ def test_bring_your_own_onnx_with_labels_has_no_reference(exported_run, tmp_path
 
     cfg, run = exported_run
     rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (tmp_path / "data" / "test" / c).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "data" / "test" / c / f"{i}.png")
+    for c in range(10):                                      # one folder per class of the model
+        (tmp_path / "data" / "test" / f"c{c}").mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / "test" / f"c{c}" / f"{i}.png")
     bcfg = dataclasses.replace(cfg.bench, latency=dataclasses.replace(cfg.bench.latency, executions=1))
     rows = bench_model(run.engine_dir(cfg.root) / "model.fp32.onnx", input_size=(3, 32, 32), data_dir=tmp_path / "data",
                        cfg=bcfg, runtimes=["onnxruntime-cpu"], batch_sizes=[2], root=tmp_path)
     (r,) = rows
-    assert r["status"] == "ok" and r["top1"] is not None and r["accuracy_images"] == 8
+    assert r["status"] == "ok" and r["top1"] is not None and r["accuracy_images"] == 20
     assert r["parity_max_rel_err"] is None and r["parity_top1_agree"] is None and r["parity_median_rel_err"] is None
     assert r["top1_delta_vs_torch_fp32"] is None and r["accuracy_flag"] is None
 

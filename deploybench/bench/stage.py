@@ -1,8 +1,9 @@
 """Bench stage: every artifact x runtime x batch size of a run, each measured by its own fresh worker process.
 
 Every configuration of the call (all runtimes) gets `latency.executions` executions in round-robin rounds
-(A B C, A B C, ...): its worker starts in round 1 (load, first execution, memory, accuracy), then waits, blocked
-and idle, for its turn in the next rounds; the rows pool the executions (stats.pool). Only one worker computes at
+(A B C, A B C, ...): all workers start first and prepare (load, memory, accuracy; untimed, as many at once as
+there are cores), then each waits, blocked and idle, for its turn in every round; the rows pool the executions
+(stats.pool). Only one worker computes at
 a time, with an arg list, OMP_NUM_THREADS and a timeout per execution (worker.ProcessWorker); a crash or timeout
 becomes a `failed` row carrying the reason (the worker's own error, else the stderr tail). Idle workers keep their model loaded: on a target short
 of memory, set `executions: 1` (one execution per process, nothing kept alive).
@@ -131,6 +132,24 @@ def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
             "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and job.runtime == "tensorrt" else {}}
 
 
+def _start_workers(jobs: list[_Job], meta: dict, ctx: _Ctx, worker_cls) -> None:
+    """Start every job's worker and let it load and prepare (one inference, memory, accuracy), as many at a time
+    as the machine has cores: nothing is timed yet, and start-up is most of a short bench call's cost. Accuracy
+    goes to the first worker of each artifact x runtime pair (largest batch first)."""
+    with_acc: set = set()
+    parallel = max(1, dev.device_info()["cores"])
+    for i in range(0, len(jobs), parallel):
+        chunk = jobs[i:i + parallel]
+        for job in chunk:
+            pair = (job.artifact.path, job.runtime)
+            tag = hashlib.sha1(f"{job.artifact.path}|{job.runtime}|{job.batch_size}".encode()).hexdigest()[:10]
+            spec = _spec(job, meta, ctx, ctx.has_accuracy and pair not in with_acc)
+            with_acc.add(pair)
+            job.worker = worker_cls(spec, ctx.workdir, tag, ctx.threads, ctx.timeout_s)
+        for job in chunk:
+            job.worker.wait_ready()
+
+
 def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
     """`latency.executions` rounds over all jobs (round-robin); a job's worker lives from its first round to its
     last, so its executions are spread over the whole bench call and meet the same machine drift as the others."""
@@ -138,15 +157,12 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
     acc: dict[tuple, dict] = {}
     worker_cls = ProcessWorker if ctx.cfg.fresh_process else LocalWorker
     try:
+        _start_workers(jobs, meta, ctx, worker_cls)
         for rnd in range(repeats):
             for job in jobs:
                 if job.error:
                     continue
                 pair = (job.artifact.path, job.runtime)
-                if rnd == 0:
-                    tag = hashlib.sha1(f"{job.artifact.path}|{job.runtime}|{job.batch_size}".encode()).hexdigest()[:10]
-                    spec = _spec(job, meta, ctx, ctx.has_accuracy and pair not in acc)
-                    job.worker = worker_cls(spec, ctx.workdir, tag, ctx.threads, ctx.timeout_s)
                 out = job.worker.execute()
                 if out["status"] != "ok":
                     job.error = out["reason"] if repeats == 1 else f"execution {rnd + 1} of {repeats}: {out['reason']}"
@@ -290,46 +306,61 @@ def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_s
                     (X[:max(batch_sizes or cfg.batch_sizes)], X, y, ref), config_name, timeout_s)
 
 
-def _onnx_precision(path: Path) -> str:
+def _onnx_info(path: Path) -> tuple[str, Optional[int]]:
+    """(precision the file holds, number of logits when static) of a user's ONNX file; one line if unreadable."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(model)
+    except Exception as e:   # protobuf DecodeError, ValidationError, ...: all mean "not a usable ONNX file"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise DeployBenchError(f"{path}: not a readable ONNX model ({first}); re-export it or check the path") \
+            from None
+    if not model.graph.input or not model.graph.output:
+        raise DeployBenchError(f"{path}: ONNX model has no graph inputs/outputs; re-export it")
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    classes = dims[-1].dim_value if len(dims) >= 2 and dims[-1].HasField("dim_value") else None
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul")
            for n in model.graph.node):
-        return "int8"
+        return "int8", classes
     fp16 = onnx.TensorProto.FLOAT16
-    if any(t.data_type == fp16 for t in model.graph.initializer):
-        return "fp16"
-    return "fp32"
+    return ("fp16" if any(t.data_type == fp16 for t in model.graph.initializer) else "fp32"), classes
 
 
 def bench_model(onnx_path: Path, input_size: tuple = (3, 224, 224), mean=(0.485, 0.456, 0.406),
                 std=(0.229, 0.224, 0.225), data_dir: Optional[Path] = None, cfg: Optional[BenchConfig] = None,
                 runtimes=None, batch_sizes=None, device: Optional[str] = None, root: Optional[Path] = None
                 ) -> list[dict]:
-    """Bring your own ONNX: random inputs for latency without data; accuracy when `data_dir` has test/."""
+    """Bring your own ONNX: random inputs for latency without data; accuracy on `data_dir` (a folder of class
+    folders, or an ImageFolder root with test/) whose class count must match the model's outputs."""
     cfg = cfg or BenchConfig()
     path = Path(onnx_path).resolve()
     if not path.is_file():
         raise DeployBenchError(f"{onnx_path}: ONNX model not found")
+    precision, classes = _onnx_info(path)
     c, h, w = (int(v) for v in input_size)
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
     meta = {"run_id": f"{path.stem}-{digest}", "backbone": path.stem, "image_size": h, "mean": list(mean),
             "std": list(std), "input_size": [c, h, w]}
     acc_x = acc_y = None
     if data_dir is not None:
-        from ..data import load_array
+        from ..data import class_names, load_array
 
-        if not (Path(data_dir) / "test").is_dir():
-            raise DeployBenchError(f"{data_dir}: --data needs an ImageFolder root with a test/ folder")
+        if not Path(data_dir).is_dir():
+            raise DeployBenchError(f"--data {data_dir}: folder not found")
         ds = DatasetConfig(name=Path(data_dir).name, kind="imagefolder", path=str(data_dir), image_size=h)
+        found = class_names(ds, "test")
+        if classes is not None and len(found) != classes:
+            raise DeployBenchError(f"--data {data_dir}: {len(found)} class folders, but {path.name} outputs "
+                                   f"{classes} logits; pass the folder of the classes the model was trained on")
         acc_x, acc_y = load_array(ds, "test", image_size=h, mean=list(mean), std=list(std),
                                   limit=cfg.accuracy_images)
         meta["dataset"] = ds.name
     nmax = max(batch_sizes or cfg.batch_sizes)
     inputs = acc_x[:nmax] if acc_x is not None else \
         np.random.default_rng(0).standard_normal((nmax, c, h, w)).astype(np.float32)
-    art = Artifact(str(path), "onnx", _onnx_precision(path), meta["run_id"])
+    art = Artifact(str(path), "onnx", precision, meta["run_id"])
     runtimes = [r for r in (runtimes or cfg.runtimes) if r != "torch"]
     return _run_all([art], meta, Path(root) if root else Path.cwd(), cfg, runtimes, batch_sizes, frozenset(),
                     device, (inputs, acc_x, acc_y, None), None, None)

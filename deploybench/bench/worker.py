@@ -8,13 +8,15 @@ SPEC: {"artifact": {path, format, precision, run_id}, "meta": {...}, "runtime", 
 "accuracy": {"x": X.npy, "y": y.npy, "reference": logits.npy (the run's torch fp32 logits on X) or null} or null,
 "options": runner options}.
 
-The process opens the runner once, then serves the driver: each line on stdin is an OUT.json path; the worker
-runs one execution (warm-up + timed phase), writes OUT.json there atomically and answers "done" on its control
-channel (the original stdout; fd 1 is pointed at stderr so that runtime libraries cannot write into it). EOF on
-stdin, or a failed execution, ends it. Between executions the process sits blocked on stdin while the driver
-measures other configurations (stage.py interleaves them). The first execution also records peak RSS (VmHWM, see
-memory.py) and device memory, read before the accuracy pass so the test split (memory-mapped) does not count
-toward the deployment footprint, and then runs accuracy through the same runner at the row's batch size.
+The process opens the runner once and prepares: one inference, then peak RSS (VmHWM, see memory.py) and device
+memory, read before the accuracy pass so the test split (memory-mapped) does not count toward the deployment
+footprint, then accuracy through the same runner at the row's batch size. It answers "ready" on its control
+channel (the original stdout; fd 1 is pointed at stderr so that runtime libraries cannot write into it). Nothing
+is timed while workers prepare, so the driver prepares several at once (stage.py). Then it serves the driver:
+each line on stdin is an OUT.json path; the worker runs one execution (warm-up + timed phase), writes OUT.json
+there atomically and answers "done". EOF on stdin, or a failed execution, ends it. Between executions the process
+sits blocked on stdin while the driver measures other configurations (stage.py interleaves them). The first
+execution's OUT carries what preparing measured.
 OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "compute_precision",
 "latency" (LatencyResult.as_dict, samples included), "seconds", and on the first: "load_s", "peak_host_mem_mb",
 "peak_device_mem_mb", "top1", "top5", "accuracy_images", "parity" (accuracy.parity_stats of this runner's logits
@@ -55,6 +57,7 @@ class Session:
         self.spec = spec
         self.executions = 0
         self.runner = None
+        self.first: Optional[dict] = None     # what prepare() measured, reported by the first execution
 
     def __enter__(self) -> "Session":
         from ..records import Artifact
@@ -75,13 +78,28 @@ class Session:
         self.load_s = round(time.perf_counter() - start, 3)
         return self
 
-    def execute(self) -> dict:
-        """One execution: latency (+ memory and accuracy on the first)."""
-        from ..config import LatencyConfig
+    def prepare(self) -> None:
+        """Untimed: memory after load (before the accuracy pass), then accuracy; reported by the first execution."""
         from .accuracy import evaluate, parity_stats
-        from .latency import measure
         from .memory import device_mem_mb, peak_host_mem_mb
 
+        self.first = {"load_s": self.load_s, "peak_host_mem_mb": round(peak_host_mem_mb(), 1),
+                      "peak_device_mem_mb": device_mem_mb()}
+        acc = self.spec.get("accuracy")
+        if acc:
+            X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
+            scores = evaluate(self.runner, X, y, int(self.spec["batch_size"]))
+            self.first.update(top1=scores.top1, top5=scores.top5, accuracy_images=int(len(y)))
+            if acc.get("reference"):
+                self.first["parity"] = parity_stats(scores.logits, np.load(acc["reference"]))
+
+    def execute(self) -> dict:
+        """One execution: latency (+ what `prepare` measured, on the first)."""
+        from ..config import LatencyConfig
+        from .latency import measure
+
+        if self.first is None:
+            self.prepare()
         started_ns = time.monotonic_ns()       # system-wide clock: orders executions across worker processes
         start, runner, bs = time.perf_counter(), self.runner, int(self.spec["batch_size"])
         res = measure(lambda: runner.infer(self.batch), LatencyConfig(**self.spec["latency"]),
@@ -89,15 +107,7 @@ class Session:
         out = {"status": "ok", "execution": self.executions, "started_ns": started_ns, "precision": runner.precision,
                "compute_precision": getattr(runner, "compute_precision", None), "latency": res.as_dict()}
         if self.executions == 0:
-            out.update(load_s=self.load_s, peak_host_mem_mb=round(peak_host_mem_mb(), 1),
-                       peak_device_mem_mb=device_mem_mb())
-            acc = self.spec.get("accuracy")
-            if acc:
-                X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
-                scores = evaluate(runner, X, y, bs)
-                out.update(top1=scores.top1, top5=scores.top5, accuracy_images=int(len(y)))
-                if acc.get("reference"):
-                    out["parity"] = parity_stats(scores.logits, np.load(acc["reference"]))
+            out.update(self.first)
         self.executions += 1
         out["seconds"] = round(time.perf_counter() - start, 3)
         return out
@@ -113,10 +123,13 @@ def serve(spec: dict, requests, control) -> int:
     session, code = Session(spec), 0
     try:
         session.__enter__()
+        session.prepare()
         setup_error = None
     except Exception as e:  # a runner that cannot load answers every request with the reason
         traceback.print_exc()
         setup_error = failed(e)
+    control.write("ready\n")
+    control.flush()
     try:
         for line in requests:
             path = line.strip()
@@ -154,6 +167,12 @@ class ProcessWorker:
         self.stderr = open(self.workdir / f"{tag}.stderr", "w+b")
         self.proc = subprocess.Popen([sys.executable, "-m", "deploybench.bench.worker", str(spec_path)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+        self._ready: Optional[bool] = None
+
+    def wait_ready(self) -> None:
+        """Block until the worker has loaded and prepared (or ended); a hang is caught by the next execute()."""
+        if self._ready is None:
+            self._ready = bool(_wait_line(self.proc.stdout.fileno(), self.timeout_s))
 
     def _tail(self) -> str:
         self.stderr.flush()
@@ -162,6 +181,7 @@ class ProcessWorker:
         return self.stderr.read().decode(errors="replace").strip()
 
     def execute(self) -> dict:
+        self.wait_ready()
         out_path = self.workdir / f"{self.tag}.{self.n}.out.json"
         self.n += 1
         try:
@@ -202,8 +222,12 @@ class LocalWorker:
         self.session, self.error = Session(spec), None
         try:
             self.session.__enter__()
+            self.session.prepare()
         except Exception as e:
             self.error = failed(e)
+
+    def wait_ready(self) -> None:
+        """Prepared in __init__."""
 
     def execute(self) -> dict:
         if self.error:

@@ -9,6 +9,7 @@ See splits.py for the selection rule.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -96,7 +97,10 @@ def _sources(ds: DatasetConfig, split: str) -> dict[str, Optional[_Base]]:
         classes, paths, targets = imagefolder.scan(train_dir)
         out["train"] = FileDataset(paths, targets, classes)
     for name, required in (("test", True), ("val", False)):
-        d = imagefolder.split_dir(ds.path, name, required=required)
+        if name == "test" and train_dir is None and not (Path(ds.path) / "test").is_dir():
+            d = Path(ds.path)      # bring-your-own-model data: a plain folder of class folders is the test split
+        else:
+            d = imagefolder.split_dir(ds.path, name, required=required)
         if d is not None:
             other, paths, targets = imagefolder.scan(d)
             if classes is None:
@@ -143,10 +147,12 @@ def get_dataset(ds: DatasetConfig, split: str, *, fraction: float = 1.0,
     return out
 
 
-def class_names(ds: DatasetConfig) -> list[str]:
+def class_names(ds: DatasetConfig, split: str = "train") -> list[str]:
     if ds.kind == "fashion-mnist":
         return list(fashion_mnist.CLASSES)
-    return imagefolder.scan(imagefolder.split_dir(ds.path, "train", required=True))[0]
+    if split == "train":
+        return imagefolder.scan(imagefolder.split_dir(ds.path, "train", required=True))[0]
+    return _sources(ds, split)[split].classes
 
 
 def load_array(ds: DatasetConfig, split: str, *, image_size: int, mean, std, limit: Optional[int] = None,

@@ -39,6 +39,19 @@ def _with_raw(folder: Path) -> list[Path]:
     return [folder, folder / "FashionMNIST" / "raw"]
 
 
+INSTALL_HINT = "sudo apt-get install dataset-fashion-mnist"
+
+
+def _roots() -> list[Path]:
+    roots = [Path(os.environ["DEPLOYBENCH_DATA"]) / "fashion-mnist"] if os.environ.get("DEPLOYBENCH_DATA") else []
+    return roots + [Path("/usr/share/datasets/fashion-mnist"), CACHE]
+
+
+def find_local() -> Optional[Path]:
+    """The first search-order folder (module docstring) that holds the four IDX files, or None; no download."""
+    return next((f for root in _roots() for f in _with_raw(root) if _holds_files(f)), None)
+
+
 def find_folder(path: Optional[str]) -> Path:
     """The folder holding the four IDX files (see module docstring); downloads only as a last resort."""
     if path:
@@ -48,19 +61,17 @@ def find_folder(path: Optional[str]) -> Path:
         what = "does not exist" if not Path(path).exists() else "lacks the Fashion-MNIST IDX files"
         raise DeployBenchError(f"{path}: dataset path {what} (need {', '.join(p[0] for p in FILES.values())} "
                                "and their labels, .gz or raw)")
-    roots = [Path(os.environ["DEPLOYBENCH_DATA"]) / "fashion-mnist"] if os.environ.get("DEPLOYBENCH_DATA") else []
-    roots += [Path("/usr/share/datasets/fashion-mnist"), CACHE]
-    for root in roots:
-        for f in _with_raw(root):
-            if _holds_files(f):
-                return f
+    found = find_local()
+    if found is not None:
+        return found
     try:
         from torchvision.datasets import FashionMNIST
         for train in (True, False):
             FashionMNIST(str(CACHE), train=train, download=True)
     except Exception as e:
-        raise DeployBenchError(f"Fashion-MNIST not found in {', '.join(map(str, roots))} and the download "
-                               f"failed ({type(e).__name__}); set datasets[].path or DEPLOYBENCH_DATA") from None
+        raise DeployBenchError(f"Fashion-MNIST not found in {', '.join(map(str, _roots()))} and the download "
+                               f"failed ({type(e).__name__}); install it with `{INSTALL_HINT}` (what `make "
+                               "install` tries), or set datasets[].path or DEPLOYBENCH_DATA") from None
     return CACHE / "FashionMNIST" / "raw"
 
 
