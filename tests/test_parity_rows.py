@@ -11,6 +11,7 @@ import pytest
 
 from deploybench.bench import bench_model, bench_run, reference
 from deploybench.bench.accuracy import evaluate, parity_stats
+from deploybench.errors import DeployBenchError
 from deploybench.records import ACC_DROP_PT, Artifact
 from deploybench.runtimes import get_runner
 from deploybench.store import KEY, ResultStore
@@ -193,6 +194,12 @@ def test_reference_recomputed_only_for_another_image_set(exported_run, images, t
     (run.ckpt_dir(tmp_path) / reference.FILE).write_bytes(b"not a zip")             # corrupt: recomputed
     fixed, secs = reference.ensure(run.run_id, tmp_path, meta, x[40:80], y[40:80])
     assert secs is not None and np.array_equal(fixed["logits"], other["logits"])
+
+
+def test_missing_checkpoint_is_a_one_line_error(images, tmp_path):
+    meta, x, y = images
+    with pytest.raises(DeployBenchError, match=r"best.pt: checkpoint not found.*copy checkpoints/r1/"):
+        reference.ensure("r1", tmp_path, meta, x[:4], y[:4])
 
 
 def test_bring_your_own_onnx_with_labels_has_no_reference(exported_run, tmp_path):

@@ -20,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import DeployBenchError
 from ..io import atomic_path
 from ..records import Artifact
 from .accuracy import evaluate
@@ -56,6 +57,9 @@ def ensure(run_id: str, root: Path, meta: dict, X: np.ndarray, y: np.ndarray) ->
 
     ckpt_dir = Path(root) / "checkpoints" / run_id
     ckpt, path = ckpt_dir / "best.pt", ckpt_dir / FILE
+    if not ckpt.is_file():
+        raise DeployBenchError(f"{ckpt}: checkpoint not found; the bench compares every row with the torch fp32 "
+                               f"model (copy checkpoints/{run_id}/ along with engines/, or run `deploybench finetune`)")
     key = _key(ckpt, X, y)
     ref = load(path)
     if ref is not None and ref["key"] == key:
