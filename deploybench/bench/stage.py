@@ -106,7 +106,7 @@ def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
                throughput_ips=lat["throughput_ips"], noisy=int(lat["noisy"]),
                peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"))
     row["efficiency"] = efficiency(row["gmacs"], row["batch_size"], s["p50"], ctx.peak(row["runtime"]),
-                                   row["precision"])
+                                   first.get("compute_precision") or row["precision"])
     return row
 
 
