@@ -4,7 +4,10 @@
     python benchmarks/gpu_smoke.py --backbone resnet18 --image-size 224     # random-init model, exported here
 
 Without --fp16 the fp16 ONNX is converted from the fp32 one (deploybench.export.fp16). Inputs are random
-normal images (parity is model-vs-model, not accuracy). Exits 1 with the reason when no GPU stack is present.
+normal images (parity is model-vs-model, not accuracy). Engines get one optimization profile per --batch-sizes
+entry; each table row says which profile ran, what the engine computed in, host and device p50 (trtexec's
+"Host Latency" and "GPU Compute Time") and the device-level memory delta with its method. Exits 1 with the reason when
+no GPU stack is present.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import numpy as np
 
 from deploybench.export.fp16 import to_fp16
 from deploybench.export.parity import batched, parity_stats
-from deploybench.export.tensorrt import build_engine, gpu_slug
+from deploybench.bench.memory import DeviceMemProbe
+from deploybench.export.tensorrt import build_engine, engine_file
 from deploybench.records import Artifact
 from deploybench.runtimes import get_runner
 
@@ -86,28 +90,36 @@ def main() -> int:
     rows = []
     cuda_ok, cuda_reason = get_runner("onnxruntime-cuda").available()
     for prec, path in onnx.items():
-        engine = work / f"model.{prec}.{gpu_slug()}.engine"
+        engine = work / engine_file(prec)
         t0 = time.perf_counter()
-        build_engine(path, engine, args.image_size, max_batch=max(args.batch_sizes),
+        build_engine(path, engine, args.image_size, max_batch=max(args.batch_sizes), opt_batches=args.batch_sizes,
                      timing_cache=work / "trt_timing.cache")
         print(f"built {engine.name} in {time.perf_counter() - t0:.1f} s")
         targets = [("tensorrt", Artifact(str(engine), "tensorrt", prec))]
         if cuda_ok:
-            targets.append(("onnxruntime-cuda", Artifact(str(path), "onnx", prec)))
+            targets += [(rt, Artifact(str(path), "onnx", prec)) for rt in ("onnxruntime-cuda", "onnxruntime-trt")
+                        if get_runner(rt).available()[0]]
         for rt, art in targets:
+            probe = DeviceMemProbe()
             with get_runner(rt)(art, {}) as r:
                 par = parity_stats(batched(r.infer, x), ref)
                 for bs in args.batch_sizes:
                     host, dev = latency(r, x[:bs], args.iters)
-                    rows.append((rt, r.precision, bs, par["max_rel_err"], par["top1_agree"], host, dev,
-                                 bs * 1e3 / host))
-    print(f"\n{'runtime':18} {'prec':5} {'batch':>5} {'max_rel_err':>11} {'top1_agree':>10} {'p50 ms':>8} "
-          f"{'dev p50 ms':>10} {'img/s':>9}")
-    for rt, prec, bs, err, agree, host, dev, ips in rows:
+                    probe.sample()
+                    mem, method = probe.figure(None, r.memory_accounting()["total_mb"]
+                                               if hasattr(r, "memory_accounting") else None)
+                    profile = r.options_used.get("profile_opt", "-")
+                    rows.append((rt, r.precision, r.compute_precision, bs, profile, par["max_rel_err"],
+                                 par["top1_agree"], host, dev, bs * 1e3 / host, mem, method))
+    print(f"\n{'runtime':18} {'prec':5} {'comp':5} {'batch':>5} {'opt':>4} {'max_rel_err':>11} {'top1_agree':>10} "
+          f"{'p50 ms':>8} {'dev p50 ms':>10} {'img/s':>9} {'dev MiB':>8} method")
+    for rt, prec, comp, bs, opt, err, agree, host, dev, ips, mem, method in rows:
         dev_s = f"{dev:10.3f}" if dev is not None else f"{'-':>10}"
-        print(f"{rt:18} {prec:5} {bs:5d} {err:11.2e} {agree:10.3f} {host:8.3f} {dev_s} {ips:9.1f}")
+        mem_s = f"{mem:8.1f}" if mem is not None else f"{'-':>8}"
+        print(f"{rt:18} {prec:5} {comp or '-':5} {bs:5d} {opt!s:>4} {err:11.2e} {agree:10.3f} {host:8.3f} {dev_s} "
+              f"{ips:9.1f} {mem_s} {method}")
     if not cuda_ok:
-        print(f"\nonnxruntime-cuda skipped: {cuda_reason}")
+        print(f"\nonnxruntime-cuda/-trt skipped: {cuda_reason}")
     return 0
 
 

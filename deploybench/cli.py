@@ -224,19 +224,36 @@ def merge(workdir, others):
 @click.option("--json", "as_json", is_flag=True)
 @click.argument("pattern", default="*")
 def backbones(as_json, pattern):
-    """The backbone registry: name, family, params (1000-class head), GMACs at 224, weight sources."""
+    """The backbone registry: name, family, params (1000-class head), GMACs at 224, weight sources with the
+    ImageNet top-1 % of those whose library states it (torchvision's weights metadata)."""
     import dataclasses
 
     from .backbones import get_backbone, list_backbones
+    from .backbones.registry import imagenet_top1_by_source
 
     infos = [get_backbone(n) for n in list_backbones(pattern)]
+    top1 = {i.name: imagenet_top1_by_source(i.name) for i in infos}
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(i) for i in infos], indent=2))
+        click.echo(json.dumps([dataclasses.asdict(i) | {"imagenet_top1": top1[i.name]} for i in infos], indent=2))
         return
-    click.echo(f"{'name':<20} {'family':<14} {'library':<12} {'params_m':>8} {'gmacs@224':>9}  weights")
+    click.echo(f"{'name':<20} {'family':<14} {'library':<12} {'params_m':>8} {'gmacs@224':>9}  "
+               "weights (ImageNet top-1 % where known)")
     for i in infos:
+        sources = ", ".join(s if t is None else f"{s} {t:.2f}" for s, t in top1[i.name].items())
         click.echo(f"{i.name:<20} {i.family:<14} {i.library:<12} {i.params_m:>8.1f} {i.gmacs_224:>9.2f}  "
-                   f"{', '.join(i.weight_sources)} (default {i.default_weights})")
+                   f"{sources} (default {i.default_weights})")
+
+
+@cli.command("plan")
+@CONFIG_OPT
+@WORKDIR_OPT
+@click.option("--backbone", "backbones", multiple=True, help="Only these backbones (repeatable).")
+def plan_cmd(config_path, workdir, backbones):
+    """Dry run: list every run of the config and check dataset folders against expected counts; trains nothing."""
+    from .sweep.plan import plan, render_plan
+
+    cfg = _load(config_path, workdir)
+    click.echo(render_plan(cfg, plan(cfg, tuple(backbones))))
 
 
 @cli.command()

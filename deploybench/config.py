@@ -21,6 +21,14 @@ def _choice(*values: str, default: Any = dataclasses.MISSING) -> Any:
 
 
 @dataclass
+class ExpectedCounts:
+    """Image / class counts a dataset should have (e.g. the paper's Table 3); a mismatch is a warning."""
+    train: Optional[int] = None         # train/ + val/ images
+    test: Optional[int] = None
+    classes: Optional[int] = None
+
+
+@dataclass
 class DatasetConfig:
     name: str
     kind: str = _choice("fashion-mnist", "imagefolder", default="imagefolder")
@@ -31,6 +39,14 @@ class DatasetConfig:
     max_train: Optional[int] = None     # stratified cap before fractions (CPU quickstarts)
     max_val: Optional[int] = None
     max_test: Optional[int] = None
+    augment: Optional[str] = _choice("trivialaugment", "none", default=None)   # None = train.augment
+    expected: Optional[ExpectedCounts] = None
+
+    def identity(self) -> dict:
+        """The fields that determine a model trained on this dataset (for run ids): not its path (the same data
+        elsewhere lines up), `max_test`, `domain` or `expected` (bench/report only); `augment` only when set."""
+        d = {k: getattr(self, k) for k in ("name", "kind", "image_size", "max_train", "max_val", "val_fraction")}
+        return d if self.augment is None else d | {"augment": self.augment}
 
 
 @dataclass

@@ -9,9 +9,14 @@ VERIFIED = {
         "run by the test suite on x86_64 CPUs (CI, every commit)",
     "latency harness (interleaved executions, pooled CI) vs a bare loop and benchmark_app":
         "benchmarks/harness_vs_bare.py on a 2-core x86_64 VM (README: How latency is measured)",
-    "onnxruntime-cuda, onnxruntime-trt, tensorrt (engine build + runner), NVML memory":
-        "written against NVIDIA's / ONNX Runtime's documented APIs; NOT yet executed on a GPU by the developers. "
-        "On a GPU box run `pytest tests/test_gpu.py` and `python benchmarks/gpu_smoke.py` and report the result.",
+    "GPU-path logic without a GPU (profile choice, engine names, inspector parsing, GPU memory figures, "
+    "timing-cache recovery, TF32/precision options, ORT IO binding on the CPU device)":
+        "tests/test_gpu_pure.py on x86_64 CPUs (no GPU)",
+    "onnxruntime-cuda, onnxruntime-trt, tensorrt (engine build with one profile per batch size, runner on "
+    "cuda-python, CUDA events, engine inspector), GPU memory (NVML device delta / cudaMemGetInfo), AMP training":
+        "NEVER executed on a GPU: no GPU has been available to the developers. Written against NVIDIA's and ONNX "
+        "Runtime's documented APIs (docs/GPU.md). On a GPU box run `pytest tests/test_gpu.py` and "
+        "`python benchmarks/gpu_smoke.py --backbone resnet18` and report the result.",
 }
 
 

@@ -23,11 +23,15 @@ COLUMNS = [
     "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
+    "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s",
     "compute_precision", "accuracy_images",
 ]
 # A row losing more than this many top-1 points vs the run's torch fp32 reference gets `accuracy_flag`; the report
 # flags the same rows. The one definition both use.
 ACC_DROP_PT = 1.0
+
+
+TRAIN_NOT_MODEL = {"num_workers"}
 
 
 @dataclass(frozen=True)
@@ -41,16 +45,39 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """Readable and stable: the same setup always gets the same id (content hash)."""
+        """`<backbone>-<dataset>-f<fraction>-s<seed>-<hash8>`; the hash covers what determines the trained model
+        except the seed (so seeds of one setup share it): backbone + weights, the dataset's identity (name, kind,
+        image size, train/val caps, val fraction: not its path, max_test or anything bench-only), the fraction
+        and the training settings except num_workers."""
+        return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-{self.setup_hash}"
+
+    @property
+    def setup_hash(self) -> str:
+        ds = self.dataset.identity()
+        train = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in TRAIN_NOT_MODEL}
+        payload = json.dumps({"backbone": dataclasses.asdict(self.backbone), "dataset": ds, "fraction": self.fraction,
+                              "train": train}, sort_keys=True, default=str)
+        return hashlib.sha1(payload.encode()).hexdigest()[:8]
+
+    @property
+    def legacy_run_id(self) -> str:
+        """The former id (hash of every field, path and seed included), for workdirs made before run ids changed."""
         payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
-        digest = hashlib.sha1(payload.encode()).hexdigest()[:8]
-        return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-{digest}"
+        return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-" \
+               f"{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
+
+    def stored_id(self, root: Path) -> str:
+        """run_id, or legacy_run_id where only a workdir of an older version has this run (compatibility lookup)."""
+        root = Path(root)
+        if not (root / "checkpoints" / self.run_id).exists() and (root / "checkpoints" / self.legacy_run_id).exists():
+            return self.legacy_run_id
+        return self.run_id
 
     def ckpt_dir(self, root: Path) -> Path:
-        return Path(root) / "checkpoints" / self.run_id
+        return Path(root) / "checkpoints" / self.stored_id(root)
 
     def engine_dir(self, root: Path) -> Path:
-        return Path(root) / "engines" / self.run_id
+        return Path(root) / "engines" / self.stored_id(root)
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""Results store: one SQLite table `results` (reports/results.db) with the result columns, upserted by config key."""
+"""Results store (reports/results.db): SQLite table `results`, one row per configuration (store.KEY), and table
+`failures` for the failed/skipped attempts an ok row (or a newer one) outranks."""
 from __future__ import annotations
 
 import csv
 import json
 import sqlite3
+from collections import namedtuple
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
@@ -12,21 +14,32 @@ from .errors import DeployBenchError
 from .io import atomic_path
 from .records import COLUMNS
 
-KEY = ("run_id", "artifact", "runtime", "precision", "batch_size", "threads", "device_fingerprint")
+KEY = ("run_id", "artifact", "runtime", "batch_size", "threads", "device_fingerprint")
+WILDCARD = ("artifact", "batch_size")   # None in a failed/skipped row: it stood for any artifact/batch of its run
 _INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "latency_executions", "image_size",
             "noisy", "accuracy_images"}
 _TEXT = {"run_id", "backbone", "dataset", "domain", "artifact", "format", "runtime", "precision", "device",
          "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name",
-         "accuracy_flag", "compute_precision"}
+         "accuracy_flag", "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s",
+         "compute_precision"}
 _BOOL = {"pretrained", "noisy"}
 TYPES = {c: "INTEGER" if c in _INTEGER else "TEXT" if c in _TEXT else "REAL" for c in COLUMNS}
 _MATCH = " AND ".join(f"{k} IS ?" for k in KEY)   # IS: NULL-safe equality (threads=None means all cores)
+_KEY_EXPR = ", ".join(f"IFNULL({k}, '')" for k in KEY)
+Key = namedtuple("Key", KEY)
+
+
+def key_of(row: dict) -> Key:
+    """The configuration a row measures: run, artifact file, runtime, batch size, threads and device fingerprint
+    (precision and the labels follow from these)."""
+    return Key(*(row.get(k) for k in KEY))
 
 
 class MergeCounts(NamedTuple):
     added: int
     replaced: int
     unchanged: int
+    failures: int    # failed/skipped rows kept in `failures`: their configuration has an ok (or a newer) row
 
 
 def _cell(value):
@@ -45,6 +58,33 @@ def _row(names: list[str], values: tuple) -> dict:
     return row
 
 
+def _same(a: dict, b: dict) -> bool:
+    return all(_cell(a.get(c)) == _cell(b.get(c)) for c in COLUMNS)
+
+
+def _select(con: sqlite3.Connection, table: str, where: str, args: list) -> Iterator[dict]:
+    for v in con.execute(f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE {where}", args):
+        yield _row(COLUMNS, v)
+
+
+def _insert(con: sqlite3.Connection, table: str, row: dict) -> None:
+    verb = "INSERT OR IGNORE" if table == "failures" else "INSERT"   # failures: the same attempt once
+    con.execute(f"{verb} INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                [_cell(row.get(c)) for c in COLUMNS])
+
+
+def _stands_for(row: dict) -> tuple[str, list]:
+    """WHERE clause for the configurations `row` stands for (its None WILDCARD fields match anything)."""
+    ks = [k for k in KEY if not (k in WILDCARD and row.get(k) is None)]
+    return " AND ".join(f"{k} IS ?" for k in ks), [_cell(row.get(k)) for k in ks]
+
+
+def _standing_for(row: dict) -> tuple[str, list]:
+    """WHERE clause for the stored rows that stand for `row`'s configuration (same key, or None WILDCARD fields)."""
+    return (" AND ".join(f"({k} IS NULL OR {k} IS ?)" if k in WILDCARD else f"{k} IS ?" for k in KEY),
+            [_cell(row.get(k)) for k in KEY])
+
+
 @contextmanager
 def _connect(path: Path, create: bool = False) -> Iterator[sqlite3.Connection]:
     if not create and not path.is_file():
@@ -60,25 +100,44 @@ def _connect(path: Path, create: bool = False) -> Iterator[sqlite3.Connection]:
 
 
 class ResultStore:
-    """SQLite results store; a re-measured config (same KEY) replaces its row. Safe for one writer (WAL)."""
+    """SQLite results store (WAL, one writer): table `results` holds one row per configuration (KEY), table
+    `failures` every failed/skipped attempt that did not stay in `results`.
+
+    An ok row is never replaced by a failed or skipped one: such a row goes to `failures`. An ok row replaces an
+    older row of its configuration, and moves the failed/skipped rows it covers (same key, or None where the
+    failure had no artifact/batch yet: WILDCARD) to `failures`. Dbs written with the old key (which held the
+    precision label) are migrated on open.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _connect(self.path, create=True) as con:
             con.execute("PRAGMA journal_mode=WAL")
-            cols = ", ".join(f"{c} {TYPES[c]}" for c in COLUMNS)
-            con.execute(f"CREATE TABLE IF NOT EXISTS results ({cols})")
-            have = {r[1] for r in con.execute("PRAGMA table_info(results)")}
-            for c in COLUMNS:   # a db written before a column was added gains it (values NULL)
-                if c not in have:
-                    con.execute(f"ALTER TABLE results ADD COLUMN {c} {TYPES[c]}")
-            expr = ", ".join(f"IFNULL({k}, '')" for k in KEY)
-            con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS results_key ON results ({expr})")
+            for table in ("results", "failures"):
+                cols = ", ".join(f"{c} {TYPES[c]}" for c in COLUMNS)
+                con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+                have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+                for c in COLUMNS:   # a db written before a column was added gains it (values NULL)
+                    if c not in have:
+                        con.execute(f"ALTER TABLE {table} ADD COLUMN {c} {TYPES[c]}")
+            con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS failures_attempt ON failures ({_KEY_EXPR}, "
+                        "IFNULL(created_at, ''), IFNULL(status, ''), IFNULL(status_reason, ''))")
+            if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'results_config'").fetchone():
+                self._migrate(con)
             con.commit()
 
+    def _migrate(self, con: sqlite3.Connection) -> None:
+        """Old key -> KEY: keep one row per configuration (ok first, then the newest), the rest as above."""
+        con.execute("DROP INDEX IF EXISTS results_key")
+        rows = [_row(COLUMNS, v) for v in con.execute(f"SELECT {', '.join(COLUMNS)} FROM results")]
+        con.execute("DELETE FROM results")
+        con.execute(f"CREATE UNIQUE INDEX results_config ON results ({_KEY_EXPR})")
+        for r in sorted(rows, key=lambda r: (r["status"] == "ok", r["created_at"] or "")):
+            self._put(con, r)
+
     def add(self, rows: Iterable[dict]) -> int:
-        """Insert or replace rows (one transaction); returns how many were written."""
+        """Store rows (one transaction) under the rules above; returns how many were given."""
         rows = list(rows)
         for i, r in enumerate(rows):
             unknown = set(r) - set(COLUMNS)
@@ -87,15 +146,32 @@ class ResultStore:
                                        f"result rows use records.COLUMNS")
         with _connect(self.path) as con, con:
             for r in rows:
-                self._upsert(con, r)
+                self._put(con, r, newer_only=False)
         return len(rows)
 
     @staticmethod
-    def _upsert(con: sqlite3.Connection, row: dict) -> None:
-        con.execute(f"DELETE FROM results WHERE {_MATCH}", [_cell(row.get(k)) for k in KEY])
-        con.execute(f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                    [_cell(row.get(c)) for c in COLUMNS])
-
+    def _put(con: sqlite3.Connection, row: dict, newer_only: bool = True) -> str:
+        """Store one row; returns added | replaced | unchanged | failure. With `newer_only` (merge), a row older
+        than the stored one of its configuration leaves that one in place."""
+        key = [_cell(row.get(k)) for k in KEY]
+        old = next(_select(con, "results", _MATCH, key), None)
+        if old is not None and _same(old, row):
+            return "unchanged"
+        stale = old is not None and newer_only and (old["created_at"] or "") > (row.get("created_at") or "")
+        if row.get("status") != "ok":
+            if stale or next(_select(con, "results", "status IS 'ok' AND " + _stands_for(row)[0],
+                                     _stands_for(row)[1]), None):
+                _insert(con, "failures", row)
+                return "failure"
+        elif stale and old["status"] == "ok":
+            return "unchanged"
+        where, args = _standing_for(row)
+        for f in _select(con, "results", "status IS NOT 'ok' AND " + where, args):
+            _insert(con, "failures", f)
+            con.execute(f"DELETE FROM results WHERE {_MATCH}", [_cell(f[k]) for k in KEY])
+        con.execute(f"DELETE FROM results WHERE {_MATCH}", key)   # an older ok row: re-measured
+        _insert(con, "results", row)
+        return "added" if old is None else "replaced"
     def rows(self, **filters) -> list[dict]:
         """Rows as dicts of COLUMNS; `col=value` or `col=[v1, v2]` filters (None matches NULL)."""
         where, args = [], []
@@ -112,11 +188,16 @@ class ResultStore:
         with _connect(self.path) as con:
             return [_row(COLUMNS, v) for v in con.execute(sql, args)]
 
-    def keys(self, status: str | None = "ok") -> set[tuple]:
-        """Config keys (KEY order) present with that status (None: any status) — what bench may skip."""
+    def keys(self, status: str | None = "ok") -> set[Key]:
+        """Config keys present with that status (None: any status) — what bench may skip."""
         sql = f"SELECT {', '.join(KEY)} FROM results" + (" WHERE status IS ?" if status is not None else "")
         with _connect(self.path) as con:
-            return {tuple(r) for r in con.execute(sql, [status] if status is not None else [])}
+            return {Key(*r) for r in con.execute(sql, [status] if status is not None else [])}
+
+    def failures(self) -> list[dict]:
+        """Failed/skipped attempts kept apart from `results` (their configuration has an ok row, or a newer one)."""
+        with _connect(self.path) as con:
+            return list(_select(con, "failures", "1 ORDER BY " + ", ".join(KEY) + ", created_at", []))
 
     def export_csv(self, path: str | Path) -> Path:
         """Write all rows as CSV (header = COLUMNS, empty cell for None), atomically."""
@@ -129,27 +210,22 @@ class ResultStore:
         return path
 
     def merge(self, paths: Iterable[str | Path]) -> MergeCounts:
-        """Fold other results dbs in. Same key: the newer `created_at` wins; equal rows count as unchanged."""
-        incoming = []
+        """Fold other results dbs in (their `failures` too). Per configuration: the newer `created_at` wins, except
+        that an ok row is never replaced by a failed/skipped one (that one is kept in `failures`)."""
+        incoming, failed = [], []
         for p in map(Path, paths):
             with _connect(p) as con:
                 names = [r[1] for r in con.execute("PRAGMA table_info(results)")]
                 if not names or not set(KEY) <= set(names):
                     raise DeployBenchError(f"{p}: has no deploybench `results` table (is it a results.db?)")
                 incoming += [_row(names, v) for v in con.execute(f"SELECT {', '.join(names)} FROM results")]
-        added = replaced = unchanged = 0
+                fnames = [r[1] for r in con.execute("PRAGMA table_info(failures)")]
+                if fnames:
+                    failed += [_row(fnames, v) for v in con.execute(f"SELECT {', '.join(fnames)} FROM failures")]
+        counts = dict.fromkeys(("added", "replaced", "unchanged", "failure"), 0)
         with _connect(self.path) as con, con:
             for row in incoming:
-                cur = con.execute(f"SELECT {', '.join(COLUMNS)} FROM results WHERE {_MATCH}",
-                                  [_cell(row[k]) for k in KEY]).fetchone()
-                old = _row(COLUMNS, cur) if cur else None
-                if old is None:
-                    added += 1
-                elif {c: _cell(v) for c, v in old.items()} == {c: _cell(v) for c, v in row.items()} \
-                        or (old["created_at"] or "") > (row["created_at"] or ""):
-                    unchanged += 1
-                    continue
-                else:
-                    replaced += 1
-                self._upsert(con, row)
-        return MergeCounts(added, replaced, unchanged)
+                counts[self._put(con, row)] += 1
+            for row in failed:
+                _insert(con, "failures", row)
+        return MergeCounts(counts["added"], counts["replaced"], counts["unchanged"], counts["failure"])

@@ -15,7 +15,7 @@ from deploybench.errors import DeployBenchError
 # the seed study's table (M parameters, 1000-class head)
 STUDY = {"resnet50": 25.6, "convnext_tiny": 28.6, "swin_tiny": 28.3, "swinv2_tiny": 28.4, "efficientnetv2_s": 21.5,
          "densenet161": 28.7, "mobilenetv3_large": 5.5, "regnety_032": 19.4, "resnext50_32x4d": 25.0,
-         "shufflenetv2_x2_0": 7.4, "wavemix": 27.9}
+         "shufflenetv2_x2_0": 7.4, "wavemix_192_16_l3": 27.9, "wavemix": 27.9}   # wavemix: level-1 288/16
 SMALL = ["resnet18", "mobilenetv3_small", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 # ImageNet-1k garment classes (abaya, academic gown, bulletproof vest, cardigan, cloak, fur coat, gown, jersey,
 # kimono, lab coat, military uniform, overskirt, pajama, poncho, suit, sweatshirt, trench coat)
@@ -37,7 +37,7 @@ def n_params(model: torch.nn.Module) -> float:
 
 def test_registry_lists_the_study_and_small_backbones():
     names = list_backbones()
-    assert set(STUDY) | set(SMALL) <= set(names) and len(names) == 16
+    assert set(STUDY) | set(SMALL) <= set(names) and len(names) == 17
     assert list_backbones("efficientnet_lite*") == SMALL[2:]
     for name, paper in STUDY.items():
         assert abs(get_backbone(name).params_m - paper) <= 0.1, name
@@ -130,7 +130,7 @@ def test_weights_from_files(tmp_path):
     (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
     cases = {str(tmp_path / "missing.pt"): "missing.pt: weights file not found",
              str(tmp_path / "cut.pt"): "cut.pt: cannot read weights",
-             str(tmp_path / "w.txt"): "must be hub, pypi, none or a"}
+             str(tmp_path / "w.txt"): "must be hub, pypi, torchvision, none or a .pt"}
     torch.save(create_backbone("resnet18", 7, weights="none").state_dict(), tmp_path / "other.pt")
     cases[str(tmp_path / "other.pt")] = "other.pt: does not match this backbone"
     for path, msg in cases.items():

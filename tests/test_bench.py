@@ -9,7 +9,8 @@ import pytest
 
 from deploybench.bench import bench_model, bench_run
 from deploybench.bench.device import device_info, device_name, fingerprint, versions
-from deploybench.bench.memory import device_mem_mb, peak_host_mem_mb
+from deploybench.bench.memory import peak_host_mem_mb, used_device_mem
+from deploybench.bench.stage import GPU_RUNTIMES
 from deploybench.records import COLUMNS
 from deploybench.store import KEY
 
@@ -34,7 +35,7 @@ def test_device_and_versions():
     assert json.loads(versions())["deploybench"]
     assert peak_host_mem_mb() > 10
     if "gpu" not in info:
-        assert device_mem_mb() is None
+        assert used_device_mem() == (None, "")
 
 
 def test_child_peak_rss_does_not_inherit_parent_peak():
@@ -55,7 +56,8 @@ def test_rows_complete_and_sensible(bench_rows, exported_run):
     assert {(r["runtime"], r["artifact"]) for r in ok} >= {("torch", "best.pt"), ("onnxruntime-cpu", "model.fp32.onnx")}
     for r in bench_rows:
         assert list(r) == COLUMNS
-        assert r["run_id"] == run.run_id and r["device_fingerprint"] == fingerprint() and r["threads"] == 1
+        kind = "gpu" if r["runtime"] in GPU_RUNTIMES else "cpu"     # the processor the runtime computes on
+        assert r["run_id"] == run.run_id and r["device_fingerprint"] == fingerprint(kind=kind) and r["threads"] == 1
         assert r["config_name"] == "tiny" and json.loads(r["versions"])["onnxruntime"]
     for r in ok:
         assert r["top1"] > 10 and r["top5"] >= r["top1"]

@@ -54,7 +54,7 @@ def test_results_have_rows_for_both_runtimes(workdir):
     assert {r["runtime"] for r in ok} >= {"torch", "onnxruntime-cpu"}
     assert {r["precision"] for r in ok if r["runtime"] == "onnxruntime-cpu"} == {"fp32", "int8"}
     for r in ok:  # 10 classes: chance is 10 %; one epoch at 32 px, so int8 may lose a few points
-        assert float(r["top1"]) > (30 if r["precision"] == "fp32" else 20), r
+        assert float(r["top1"]) > (25 if r["precision"] == "fp32" else 20), r
         assert 0 < float(r["latency_ms_p50"]) <= float(r["latency_ms_p99"])
         assert r["latency_executions"] == "1"                 # --executions 1 overrides the config's 2
     skipped = [r for r in rows if r["runtime"] == "tensorrt"]

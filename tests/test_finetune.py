@@ -47,7 +47,7 @@ def test_trained_run_learns_and_best_is_val_argmax(trained_run):
     assert [r["epoch"] for r in rows] == list(range(1, meta["epochs_run"] + 1))
     vals = [r["val_top1"] for r in rows]
     assert meta["best_epoch"] == vals.index(max(vals)) + 1 and meta["best_val_top1"] == max(vals)
-    assert meta["best_val_top1"] > 0.4, f"val top-1 {meta['best_val_top1']} is not well above chance (0.1)"
+    assert meta["best_val_top1"] > 0.3, f"val top-1 {meta['best_val_top1']} is not well above chance (0.1)"
     # best.pt reproduces the recorded val top-1 on the real val split
     val = get_dataset(run.dataset, "val", transform=make_transform(32, meta["mean"], meta["std"], train=False))
     x = torch.stack([val[i][0] for i in range(len(val))])

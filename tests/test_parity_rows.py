@@ -138,7 +138,7 @@ def test_rows_of_one_run_differ_where_their_artifacts_do(work, first, later):
     assert torch_row["top1_delta_vs_torch_fp32"] == 0 and torch_row["parity_max_rel_err"] < 1e-4
     assert torch_row["parity_top1_agree"] == 1.0
     fp32, int8 = ok[("onnxruntime-cpu", "model.fp32.onnx")], ok[("onnxruntime-cpu", "model.int8.onnx")]
-    assert fp32["parity_max_rel_err"] < 1e-4 < int8["parity_max_rel_err"]
+    assert fp32["parity_max_rel_err"] < 5e-4 < int8["parity_max_rel_err"]     # fp32 noise: 2e-5..1.2e-4 seen
     assert int8["parity_max_rel_err"] > 10 * fp32["parity_max_rel_err"]
     claimed = next(a for a in exp["artifacts"] if a["file"] == SHIFTED)["parity"]
     assert claimed["max_rel_err"] < 1e-3                        # what export.json says about the file
@@ -185,21 +185,21 @@ def test_reference_recomputed_only_for_another_image_set(exported_run, images, t
     cfg, run = exported_run
     meta, x, y = images
     shutil.copytree(run.ckpt_dir(cfg.root), run.ckpt_dir(tmp_path), ignore=shutil.ignore_patterns(reference.FILE))
-    ref, secs = reference.ensure(run.run_id, tmp_path, meta, x[:40], y[:40])
+    ref, secs = reference.ensure(run.ckpt_dir(tmp_path), meta, x[:40], y[:40])
     assert secs is not None and ref["images"] == 40 and ref["logits"].shape[0] == 40
-    again, secs = reference.ensure(run.run_id, tmp_path, meta, x[:40], y[:40])
+    again, secs = reference.ensure(run.ckpt_dir(tmp_path), meta, x[:40], y[:40])
     assert secs is None and np.array_equal(again["logits"], ref["logits"])
-    other, secs = reference.ensure(run.run_id, tmp_path, meta, x[40:80], y[40:80])   # same N, other images
+    other, secs = reference.ensure(run.ckpt_dir(tmp_path), meta, x[40:80], y[40:80])   # same N, other images
     assert secs is not None and not np.array_equal(other["logits"], ref["logits"])
     (run.ckpt_dir(tmp_path) / reference.FILE).write_bytes(b"not a zip")             # corrupt: recomputed
-    fixed, secs = reference.ensure(run.run_id, tmp_path, meta, x[40:80], y[40:80])
+    fixed, secs = reference.ensure(run.ckpt_dir(tmp_path), meta, x[40:80], y[40:80])
     assert secs is not None and np.array_equal(fixed["logits"], other["logits"])
 
 
 def test_missing_checkpoint_is_a_one_line_error(images, tmp_path):
     meta, x, y = images
     with pytest.raises(DeployBenchError, match=r"best.pt: checkpoint not found.*copy checkpoints/r1/"):
-        reference.ensure("r1", tmp_path, meta, x[:4], y[:4])
+        reference.ensure(tmp_path / "checkpoints" / "r1", meta, x[:4], y[:4])
 
 
 def test_bring_your_own_onnx_with_labels_has_no_reference(exported_run, tmp_path):

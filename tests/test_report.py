@@ -196,8 +196,9 @@ def test_write_report_from_store(tmp_path, rows):
                     "## Best / Better / Good", "## Top-1 vs data fraction", "## Best choice under constraints",
                     "## Devices side by side", "edge box"):
         assert section in md, section
-    assert "| # | backbone | pretrained | runtime |" in md and "| p50 ms | p50 95 % CI | p99 ms |" in md
-    assert re.search(r"\| [\d.]+ \| [\d.]+–[\d.]+ \| [\d.]+ \|", md)                 # p50, its CI, p99
+    assert "| # | backbone | pretrained | runtime |" in md
+    assert "| p50 ms | p50 95 % CI | next faster (p50 ratio, 95 % CI) | p99 ms |" in md
+    assert re.search(r"\| [\d.]+ \| [\d.]+–[\d.]+ \| #\d+ faster \(other bench call[^|]+ \| [\d.]+ \|", md)  # p50 CI p99
     assert "| dataset | fraction | backbone | runtime | artifact | precision |" in md   # side by side keys on artifact
     assert md.count("★") >= 8 and "no CUDA device" in md and "unsupported layer" in md
     assert re.search(r"top-1 -1\.\d\d pt vs torch fp32", md) and "noisy latency (CV 0.31)" in md

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 
 import pytest
 
 from deploybench.errors import DeployBenchError
 from deploybench.records import COLUMNS
-from deploybench.store import KEY, TYPES, ResultStore
+from deploybench.store import KEY, TYPES, ResultStore, key_of
 
 
 def row(**over) -> dict:
@@ -60,10 +61,12 @@ def test_add_roundtrip_and_upsert(store):
 def test_keys(store):
     store.add([row(), row(runtime="onnxruntime-cuda", status="skipped", status_reason="no CUDA device")])
     ok = store.keys()
-    assert ok == {("efficientnet_lite0-fmnist-f1-s0-12345678", "model.fp32.onnx", "onnxruntime-cpu", "fp32", 1,
-                   None, "cpu-abc")}
+    assert ok == {key_of(row())}
+    k = next(iter(ok))
+    assert (k.run_id, k.artifact, k.runtime, k.batch_size, k.threads, k.device_fingerprint) == (
+        "efficientnet_lite0-fmnist-f1-s0-12345678", "model.fp32.onnx", "onnxruntime-cpu", 1, None, "cpu-abc")
     assert len(store.keys(status=None)) == 2 and len(store.keys("skipped")) == 1
-    assert len(KEY) == len(next(iter(ok)))
+    assert k._fields == KEY
 
 
 def test_export_csv(store, tmp_path):
@@ -83,17 +86,17 @@ def test_merge_idempotent(tmp_path, store):
                row(device_fingerprint="gpu-h100", device="NVIDIA H100", batch_size=32),
                row(latency_ms_p50=2.2, created_at="2026-11-23T00:00:00+00:00")])   # newer re-measure
     store.add([row(), row(runtime="torch", artifact="best.pt")])
-    assert store.merge([other.path]) == (2, 1, 0)
+    assert store.merge([other.path]) == (2, 1, 0, 0)
     assert len(store.rows()) == 4 and store.rows(runtime="onnxruntime-cpu", device_fingerprint="cpu-abc")[0][
         "latency_ms_p50"] == 2.2
     before = store.rows()
-    assert store.merge([other.path]) == (0, 0, 3)
-    assert store.merge([other.path, store.path]) == (0, 0, 7)
+    assert store.merge([other.path]) == (0, 0, 3, 0)
+    assert store.merge([other.path, store.path]) == (0, 0, 7, 0)
     assert store.rows() == before
     # an older measurement does not overwrite a newer one
     old = ResultStore(tmp_path / "old.db")
     old.add([row(latency_ms_p50=9.9, created_at="2020-01-01T00:00:00+00:00")])
-    assert store.merge([old.path]) == (0, 0, 1)
+    assert store.merge([old.path]) == (0, 0, 1, 0)
     assert store.rows(runtime="onnxruntime-cpu", device_fingerprint="cpu-abc")[0]["latency_ms_p50"] == 2.2
 
 
@@ -125,7 +128,65 @@ def test_old_schema_gains_new_columns(tmp_path):
     con.commit()
     con.close()
     s = ResultStore(tmp_path / "new.db")
-    assert s.merge([p]) == (1, 0, 0)
+    assert s.merge([p]) == (1, 0, 0, 0)
     got = s.rows()[0]
     assert got["top1"] == 80.0 and got["latency_ms_p50"] is None
     assert ResultStore(p).rows()[0]["config_name"] is None   # the old file itself is upgraded in place
+
+
+def test_ok_row_is_never_replaced_by_a_failure(tmp_path, store):
+    store.add([row()])
+    # bench re-measures and fails; a merged db holds a newer skipped attempt: the ok row stays, failures are kept
+    store.add([row(status="failed", status_reason="timeout", top1=None, created_at="2026-11-22T00:00:00+00:00")])
+    other = ResultStore(tmp_path / "other.db")
+    other.add([row(status="skipped", status_reason="no openvino", created_at="2026-11-23T00:00:00+00:00")])
+    assert store.merge([other.path]) == (0, 0, 0, 1)
+    (got,) = store.rows()
+    assert got["status"] == "ok" and got["top1"] == 91.5
+    assert [f["status_reason"] for f in store.failures()] == ["timeout", "no openvino"]
+    assert store.merge([other.path]) == (0, 0, 0, 1) and len(store.failures()) == 2   # the same attempt once
+    # an ok row from another db is merged in even when it is older than the failure it replaces
+    fresh = ResultStore(tmp_path / "fresh.db")
+    fresh.add([row(status="failed", status_reason="crash", created_at="2027-01-01T00:00:00+00:00")])
+    assert fresh.merge([store.path]) == (0, 1, 0, 0)
+    assert fresh.rows()[0]["status"] == "ok" and sorted(f["status_reason"] for f in fresh.failures()) == [
+        "crash", "no openvino", "timeout"]
+
+
+def test_ok_row_replaces_failures_that_stood_for_it(store):
+    """A runtime that was unavailable left rows without a batch size (or without an artifact); once it measures
+    ok, those rows leave `results` for `failures` — and the precision label is not part of the key."""
+    store.add([row(runtime="openvino", batch_size=None, status="skipped", status_reason="not installed"),
+               row(runtime="openvino", artifact=None, precision=None, batch_size=None, status="skipped",
+                   status_reason="no artifact"),
+               row(runtime="torch", artifact="best.pt", status="failed", status_reason="oom")])
+    store.add([row(runtime="openvino", precision="int8?", status="failed", status_reason="relabelled")])
+    store.add([row(runtime="openvino", batch_size=1), row(runtime="openvino", batch_size=8)])
+    assert sorted((r["runtime"], r["batch_size"], r["status"]) for r in store.rows()) == [
+        ("openvino", 1, "ok"), ("openvino", 8, "ok"), ("torch", 1, "failed")]
+    assert sorted(f["status_reason"] for f in store.failures()) == ["no artifact", "not installed", "relabelled"]
+    # a later skipped placeholder for a runtime that has ok rows goes straight to failures
+    store.add([row(runtime="openvino", batch_size=None, status="skipped", status_reason="again")])
+    assert len(store.rows()) == 3 and len(store.failures()) == 4
+
+
+def test_old_key_is_migrated(tmp_path):
+    """A db written with the old unique key (precision included, failures replacing ok rows) is migrated on open:
+    one row per configuration, ok first, the rest kept as failures."""
+    p = tmp_path / "old_key.db"
+    con = sqlite3.connect(p)
+    old_cols = [c for c in COLUMNS if c not in ("bench_call", "latency_ms_execution_p50s")]
+    con.execute(f"CREATE TABLE results ({', '.join(old_cols)})")
+    key = ("run_id", "artifact", "runtime", "precision", "batch_size", "threads", "device_fingerprint")
+    con.execute(f"CREATE UNIQUE INDEX results_key ON results ({', '.join(f'IFNULL({k}, {chr(39) * 2})' for k in key)})")
+    for r in (row(), row(precision="fp16", status="failed", status_reason="label changed",
+                         created_at="2026-11-22T00:00:00+00:00"),
+              row(batch_size=None, status="skipped", status_reason="placeholder")):
+        con.execute(f"INSERT INTO results VALUES ({', '.join('?' * len(old_cols))})",
+                    [json.dumps(r[c]) if isinstance(r[c], dict) else r[c] for c in old_cols])
+    con.commit()
+    con.close()
+    s = ResultStore(p)
+    assert [(r["status"], r["precision"]) for r in s.rows()] == [("ok", "fp32")]
+    assert sorted(f["status_reason"] for f in s.failures()) == ["label changed", "placeholder"]
+    assert ResultStore(p).rows() == s.rows()   # migrated once

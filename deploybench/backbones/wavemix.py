@@ -62,15 +62,19 @@ class WaveBlock(nn.Module):
         return y[..., :h, :w] + x
 
 
+def patchify_stem(d: int, patch_size: int) -> nn.Sequential:
+    """conv3x3 3->D/4, conv3x3 D/4->D/2, conv PxP stride P (D/2->D), GELU, BatchNorm."""
+    return nn.Sequential(nn.Conv2d(3, d // 4, 3, 1, 1), nn.Conv2d(d // 4, d // 2, 3, 1, 1),
+                         nn.Conv2d(d // 2, d, patch_size, patch_size), nn.GELU(), nn.BatchNorm2d(d))
+
+
 class WaveMix(nn.Module):
     def __init__(self, num_classes: int = 1000, depth: int = 16, mult: int = 2, ff_channel: int = 288,
                  final_dim: int = 288, dropout: float = 0.5, patch_size: int = 4):
         super().__init__()
         d = final_dim
         self.num_features = d
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, d // 4, 3, 1, 1), nn.Conv2d(d // 4, d // 2, 3, 1, 1),
-            nn.Conv2d(d // 2, d, patch_size, patch_size), nn.GELU(), nn.BatchNorm2d(d))
+        self.stem = patchify_stem(d, patch_size)
         self.blocks = nn.Sequential(*[WaveBlock(d, mult, ff_channel, dropout) for _ in range(depth)])
         self.head = nn.Linear(d, num_classes)
 

@@ -83,21 +83,29 @@ def _clean(model: str) -> str:
     return re.sub(r"\s+", " ", model).strip()
 
 
-def device_name(override: Optional[str] = None) -> str:
-    """`override`, else env DEPLOYBENCH_DEVICE, else the GPU name, else the cleaned CPU model."""
-    if override:
-        return override
-    if os.environ.get("DEPLOYBENCH_DEVICE"):
-        return os.environ["DEPLOYBENCH_DEVICE"]
-    info = device_info()
-    return info.get("gpu") or _clean(info["cpu"]) or info["machine"]
+def kind_name(info: dict, kind: str = "gpu") -> str:
+    """The name of the processor a runtime of `kind` ("cpu" | "gpu") computes on: the GPU's for "gpu" (the CPU's
+    when there is no GPU), the cleaned CPU model for "cpu"."""
+    if kind == "gpu" and info.get("gpu"):
+        return info["gpu"]
+    return _clean(info["cpu"]) or info["machine"]
 
 
-def fingerprint(name: Optional[str] = None) -> str:
-    """Short stable hash of device name + CPU model + ISA + GPU + driver."""
-    info = device_info()
-    key = json.dumps([device_name(name), info["cpu"], info["isa"], info.get("gpu"), info.get("driver")])
-    return hashlib.sha1(key.encode()).hexdigest()[:12]
+def kind_fingerprint(info: dict, name: str, kind: str = "gpu") -> str:
+    """Short stable hash of name + CPU model + ISA, plus GPU + driver for kind "gpu" (on a machine without a GPU
+    both kinds hash alike, so CPU rows keep their fingerprint)."""
+    gpu = [info.get("gpu"), info.get("driver")] if kind == "gpu" else [None, None]
+    return hashlib.sha1(json.dumps([name, info["cpu"], info["isa"], *gpu]).encode()).hexdigest()[:12]
+
+
+def device_name(override: Optional[str] = None, kind: str = "gpu") -> str:
+    """`override`, else env DEPLOYBENCH_DEVICE, else kind_name of this machine."""
+    return override or os.environ.get("DEPLOYBENCH_DEVICE") or kind_name(device_info(), kind)
+
+
+def fingerprint(name: Optional[str] = None, kind: str = "gpu") -> str:
+    """kind_fingerprint of this machine under device_name(name, kind)."""
+    return kind_fingerprint(device_info(), device_name(name, kind), kind)
 
 
 def _version(*dists: str) -> Optional[str]:

@@ -51,12 +51,13 @@ def load(path: Path) -> Optional[dict]:
     return ref
 
 
-def ensure(run_id: str, root: Path, meta: dict, X: np.ndarray, y: np.ndarray) -> tuple[dict, Optional[float]]:
-    """(reference, seconds spent computing it, None when the stored one matched) for `X`, `y` (the bench's images)."""
+def ensure(ckpt_dir: Path, meta: dict, X: np.ndarray, y: np.ndarray) -> tuple[dict, Optional[float]]:
+    """(reference, seconds spent computing it or None when the stored one matched) of the run in `ckpt_dir`
+    (checkpoints/<run_id>) on `X`, `y`, the bench's accuracy images."""
     from ..runtimes import get_runner
 
-    ckpt_dir = Path(root) / "checkpoints" / run_id
-    ckpt, path = ckpt_dir / "best.pt", ckpt_dir / FILE
+    ckpt_dir = Path(ckpt_dir)
+    run_id, ckpt, path = ckpt_dir.name, ckpt_dir / "best.pt", ckpt_dir / FILE
     if not ckpt.is_file():
         raise DeployBenchError(f"{ckpt}: checkpoint not found; the bench compares every row with the torch fp32 "
                                f"model (copy checkpoints/{run_id}/ along with engines/, or run `deploybench finetune`)")

@@ -13,14 +13,16 @@ Parity (parity_*) compares that runner's logits with the run's torch fp32 refere
 (reference.py, computed once per run and kept with it); top1_delta_vs_torch_fp32 = row top-1 - reference top-1, and
 accuracy_flag marks a drop beyond records.ACC_DROP_PT, whatever runtimes the call measures. Bring-your-own ONNX
 (bench_model) has no torch reference: its parity and delta stay None.
-Resume: configurations whose key (store.KEY without precision, which the artifact and runtime determine) is in
-`existing` are not run again.
+Resume: configurations whose store.key_of is in `existing` (store.ResultStore.keys) are not run again. Rows carry
+the call's id (`bench_call`) and each execution's p50 in round order, for paired comparisons (report.aggregate).
+Device name and fingerprint are those of the processor the runtime computes on (CPU or GPU).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import logging
+import secrets
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +34,7 @@ from ..config import BenchConfig, DatasetConfig
 from ..errors import DeployBenchError
 from ..io import read_json
 from ..records import COLUMNS, Artifact, RunSpec
+from ..store import key_of
 from . import device as dev
 from . import reference
 from .accuracy import accuracy_flag
@@ -53,11 +56,6 @@ def _size_mb(path: Path) -> Optional[float]:
         return None
 
 
-def _key_no_prec(row: dict) -> tuple:
-    return (row["run_id"], row["artifact"], row["runtime"], row["batch_size"], row["threads"],
-            row["device_fingerprint"])
-
-
 @dataclasses.dataclass
 class _Ctx:
     """What every row of one bench call shares."""
@@ -72,6 +70,15 @@ class _Ctx:
     timeout_s: float
     peaks: Optional[dict] = None
     ref_top1: Optional[float] = None   # the run's torch fp32 top-1 on the accuracy images (None: no reference)
+    cpu_label: Optional[tuple] = None   # (name, fingerprint) for CPU runtimes; None: device/fingerprint for all
+    call: str = dataclasses.field(default_factory=lambda: f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-"
+                                                          f"{secrets.token_hex(4)}")
+
+    def label(self, runtime: str) -> tuple[str, str]:
+        """(device name, fingerprint) of the processor `runtime` computes on."""
+        if runtime in GPU_RUNTIMES or self.cpu_label is None:
+            return self.device, self.fingerprint
+        return self.cpu_label
 
     def peak(self, runtime: str) -> dict:
         if self.peaks is None:
@@ -85,8 +92,9 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
     row = dict.fromkeys(COLUMNS)
     row.update({k: meta.get(k) for k in ("run_id", "backbone", "dataset", "domain", "fraction", "seed",
                                          "pretrained", "params_m", "gmacs", "image_size")})
+    name, fp = ctx.label(runtime)
     row.update(artifact=Path(artifact.path).name, format=artifact.format, runtime=runtime,
-               precision=artifact.precision, device=ctx.device, device_fingerprint=ctx.fingerprint,
+               precision=artifact.precision, device=name, device_fingerprint=fp, bench_call=ctx.call,
                batch_size=batch_size, threads=ctx.threads, size_mb=_size_mb(Path(artifact.path)),
                scenario=None if batch_size is None else ("single-stream" if batch_size == 1 else "offline"),
                created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=dev.versions(),
@@ -103,8 +111,10 @@ def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
                latency_ms_p50_ci_high=s["ci_high"], latency_cv=s["cv"], latency_ms_std=s["std"],
                latency_ms_min=s["min"], latency_ms_max=s["max"], latency_count=s["count"],
                latency_executions=lat["executions"], latency_ms_device_p50=lat["device_p50_ms"],
+               latency_ms_execution_p50s=lat["execution_p50s"],
                throughput_ips=lat["throughput_ips"], noisy=int(lat["noisy"]),
-               peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"))
+               peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"),
+               peak_device_mem_method=first.get("peak_device_mem_method"))
     row["efficiency"] = efficiency(row["gmacs"], row["batch_size"], s["p50"], ctx.peak(row["runtime"]),
                                    first.get("compute_precision") or row["precision"])
     return row
@@ -132,14 +142,20 @@ def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
             "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and job.runtime == "tensorrt" else {}}
 
 
+def prepare_groups(jobs: list, parallel: int) -> list[list]:
+    """Jobs in the groups that prepare together: CPU jobs `parallel` at a time, each GPU job alone (its
+    device-level memory delta must not see another worker loading); order kept within each kind."""
+    cpu = [j for j in jobs if j.runtime not in GPU_RUNTIMES]
+    return [cpu[i:i + parallel] for i in range(0, len(cpu), parallel)] + \
+        [[j] for j in jobs if j.runtime in GPU_RUNTIMES]
+
+
 def _start_workers(jobs: list[_Job], meta: dict, ctx: _Ctx, worker_cls) -> None:
     """Start every job's worker and let it load and prepare (one inference, memory, accuracy), as many at a time
-    as the machine has cores: nothing is timed yet, and start-up is most of a short bench call's cost. Accuracy
-    goes to the first worker of each artifact x runtime pair (largest batch first)."""
+    as the machine has cores (GPU jobs one at a time): nothing is timed yet, and start-up is most of a short bench
+    call's cost. Accuracy goes to the first worker of each artifact x runtime pair (largest batch first)."""
     with_acc: set = set()
-    parallel = max(1, dev.device_info()["cores"])
-    for i in range(0, len(jobs), parallel):
-        chunk = jobs[i:i + parallel]
+    for chunk in prepare_groups(jobs, max(1, dev.device_info()["cores"])):
         for job in chunk:
             pair = (job.artifact.path, job.runtime)
             tag = hashlib.sha1(f"{job.artifact.path}|{job.runtime}|{job.batch_size}".encode()).hexdigest()[:10]
@@ -204,7 +220,7 @@ def _plan(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_
     for art in artifacts:
         for bs in sorted(set(batch_sizes), reverse=True) if ok else [None]:
             row = _base_row(meta, ctx, art, runtime, bs, config_name)
-            if _key_no_prec(row) in ctx.existing:
+            if key_of(row) in ctx.existing:
                 continue
             if not ok:
                 row.update(status="skipped", status_reason=reason or f"{runtime} is not available")
@@ -246,8 +262,9 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
         ref = data[3]
         if ref is not None:
             np.save(tmpdir / "ref_logits.npy", ref["logits"])
-        ctx = _Ctx(Path(root), cfg, dev.device_name(device), dev.fingerprint(device), threads,
-                   {(k[0], k[1], k[2], k[4], k[5], k[6]) for k in existing}, tmpdir, data[1] is not None, timeout,
+        ctx = _Ctx(Path(root), cfg, dev.device_name(device, "gpu"), dev.fingerprint(device, "gpu"), threads,
+                   set(existing), tmpdir, data[1] is not None, timeout,
+                   cpu_label=(dev.device_name(device, "cpu"), dev.fingerprint(device, "cpu")),
                    ref_top1=None if ref is None else ref["top1"])
         jobs: list[_Job] = []
         for rt in runtimes or cfg.runtimes:
@@ -269,7 +286,7 @@ def _no_artifact(runtime: str, meta: dict, ctx: _Ctx, config_name: Optional[str]
     row.update(artifact=None, format=None, size_mb=None, status="skipped",
                status_reason=reason if not ok else f"no {'/'.join(cls.formats)} artifact for this run "
                f"(export it first: deploybench export --format {cls.formats[0]})")
-    return [] if _key_no_prec(row) in ctx.existing else [row]
+    return [] if key_of(row) in ctx.existing else [row]
 
 
 def _artifacts(run_id: str, root: Path) -> list[Artifact]:
@@ -299,10 +316,10 @@ def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_s
                       limit=cfg.accuracy_images)
     if len(X) == 0:
         raise DeployBenchError(f"dataset '{run.dataset.name}': the test split is empty")
-    ref, seconds = reference.ensure(run.run_id, root, meta, X, y)
+    ref, seconds = reference.ensure(run.ckpt_dir(root), meta, X, y)
     if seconds is not None:
         log.info("%s: torch fp32 reference on %d test images computed in %.1f s", run.run_id, len(y), seconds)
-    return _run_all(_artifacts(run.run_id, root), meta, root, cfg, runtimes, batch_sizes, existing, device,
+    return _run_all(_artifacts(run.stored_id(root), root), meta, root, cfg, runtimes, batch_sizes, existing, device,
                     (X[:max(batch_sizes or cfg.batch_sizes)], X, y, ref), config_name, timeout_s)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 
@@ -153,3 +154,37 @@ class StopRule:
         lo, hi = median_ci_ranks(s.size)
         p50 = float(np.percentile(s, 50))
         return max(p50 - s[lo], s[hi] - p50) <= self.ci_rel_width * p50
+
+
+@dataclass
+class Ratio:
+    """p50 of B over p50 of A from paired rounds: point estimate and 95 % CI (None with one round)."""
+    ratio: float
+    low: Optional[float]
+    high: Optional[float]
+    rounds: int
+
+    @property
+    def resolved(self) -> bool:
+        """The CI excludes 1: which of the two is faster is settled."""
+        return self.low is not None and (self.low > 1.0 or self.high < 1.0)
+
+
+def ratio_ci(a_p50s, b_p50s) -> Ratio:
+    """Paired p50 ratio B/A from per-round execution p50s (round i of A and B ran back to back in one bench call).
+
+    Estimator: the geometric mean of the per-round ratios, with a Student-t 95 % interval on the log ratios
+    (df = rounds - 1), exponentiated. Why: machine drift scales both configurations of a round alike, so the
+    per-round ratio cancels it and the log makes that ratio additive and symmetric; the rounds are few (5 by
+    default), where a t-interval is the standard small-sample choice and still covers 95 % for roughly normal log
+    ratios, while a bootstrap needs far more rounds and the Hodges-Lehmann/Wilcoxon interval cannot reach 95 %
+    below 6 pairs. Rounds with a non-positive p50 are ignored.
+    """
+    logs = np.array([math.log(b / a) for a, b in zip(a_p50s, b_p50s) if a > 0 and b > 0], dtype=np.float64)
+    if logs.size == 0:
+        raise ValueError("ratio_ci needs at least one round with positive p50s")
+    mean = float(logs.mean())
+    if logs.size < 2:
+        return Ratio(math.exp(mean), None, None, 1)
+    half = t975(logs.size - 1) * float(logs.std(ddof=1)) / math.sqrt(logs.size)
+    return Ratio(math.exp(mean), math.exp(mean - half), math.exp(mean + half), int(logs.size))

@@ -8,10 +8,11 @@ SPEC: {"artifact": {path, format, precision, run_id}, "meta": {...}, "runtime", 
 "accuracy": {"x": X.npy, "y": y.npy, "reference": logits.npy (the run's torch fp32 logits on X) or null} or null,
 "options": runner options}.
 
-The process opens the runner once and prepares: one inference, then peak RSS (VmHWM, see memory.py) and device
-memory, read before the accuracy pass so the test split (memory-mapped) does not count toward the deployment
-footprint, then accuracy through the same runner at the row's batch size. It answers "ready" on its control
-channel (the original stdout; fd 1 is pointed at stderr so that runtime libraries cannot write into it). Nothing
+The process opens the runner once and prepares: one inference, then peak RSS (VmHWM, see memory.py), read before
+the accuracy pass so the test split (memory-mapped) does not count toward the deployment footprint, then accuracy
+through the same runner at the row's batch size (GPU runners: the device-level used-memory delta from before the
+load to after the first timed phase, memory.DeviceMemProbe). It answers "ready" on its control channel (the
+original stdout; fd 1 is pointed at stderr so that runtime libraries cannot write into it). Nothing
 is timed while workers prepare, so the driver prepares several at once (stage.py). Then it serves the driver:
 each line on stdin is an OUT.json path; the worker runs one execution (warm-up + timed phase), writes OUT.json
 there atomically and answers "done". EOF on stdin, or a failed execution, ends it. Between executions the process
@@ -19,8 +20,10 @@ sits blocked on stdin while the driver measures other configurations (stage.py i
 execution's OUT carries what preparing measured.
 OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "compute_precision",
 "latency" (LatencyResult.as_dict, samples included), "seconds", and on the first: "load_s", "peak_host_mem_mb",
-"peak_device_mem_mb", "top1", "top5", "accuracy_images", "parity" (accuracy.parity_stats of this runner's logits
-against the reference, when there is one)} or {"status": "failed", "reason"}.
+"peak_device_mem_mb", "peak_device_mem_method" (GPU runners: device-level used-memory delta around load and run,
+see memory.DeviceMemProbe), "options_used" (the runner's, e.g. the TensorRT profile that ran), "top1", "top5",
+"accuracy_images", "parity" (accuracy.parity_stats of this runner's logits against the reference, when there is
+one)} or {"status": "failed", "reason"}.
 """
 from __future__ import annotations
 
@@ -44,6 +47,12 @@ STDERR_TAIL = 800
 def _batch(images: np.ndarray, batch_size: int) -> np.ndarray:
     reps = -(-batch_size // len(images))
     return np.ascontiguousarray(np.concatenate([images] * reps)[:batch_size], dtype=np.float32)
+
+
+def _accounting(runner) -> Optional[float]:
+    """The runtime's own device-memory total (TensorRT: weights + activations + I/O), where it reports one."""
+    fn = getattr(runner, "memory_accounting", None)
+    return fn().get("total_mb") if fn else None
 
 
 def failed(e: BaseException) -> dict:
@@ -70,21 +79,29 @@ class Session:
             sys.modules["torch"].set_num_threads(int(threads))
         self.batch = _batch(np.load(spec["inputs"]), bs)
         cls = get_runner(spec["runtime"])
+        self.mem = None
+        if getattr(cls, "uses_cuda", False):     # device-level baseline before the runner touches the GPU
+            from .memory import DeviceMemProbe
+            self.mem = DeviceMemProbe()
         self.runner = cls(Artifact(**spec["artifact"]), spec["meta"], threads=threads, **(spec.get("options") or {}))
         self.runner.__enter__()
         logits = np.asarray(self.runner.infer(self.batch))
         if logits.ndim != 2 or logits.shape[0] != bs:
             raise RuntimeError(f"runner returned shape {logits.shape} for a batch of {bs}; expected ({bs}, classes)")
+        if self.mem:
+            self.mem.sample()
         self.load_s = round(time.perf_counter() - start, 3)
         return self
 
     def prepare(self) -> None:
         """Untimed: memory after load (before the accuracy pass), then accuracy; reported by the first execution."""
         from .accuracy import evaluate, parity_stats
-        from .memory import device_mem_mb, peak_host_mem_mb
+        from .memory import peak_host_mem_mb
 
+        used = getattr(self.runner, "options_used", None)     # copied before accuracy's partial batch changes it
         self.first = {"load_s": self.load_s, "peak_host_mem_mb": round(peak_host_mem_mb(), 1),
-                      "peak_device_mem_mb": device_mem_mb()}
+                      "peak_device_mem_mb": None, "peak_device_mem_method": None,
+                      "options_used": dict(used) if used else None}
         acc = self.spec.get("accuracy")
         if acc:
             X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
@@ -94,7 +111,7 @@ class Session:
                 self.first["parity"] = parity_stats(scores.logits, np.load(acc["reference"]))
 
     def execute(self) -> dict:
-        """One execution: latency (+ what `prepare` measured, on the first)."""
+        """One execution: latency (+ what `prepare` measured, and GPU memory, on the first)."""
         from ..config import LatencyConfig
         from .latency import measure
 
@@ -108,6 +125,10 @@ class Session:
                "compute_precision": getattr(runner, "compute_precision", None), "latency": res.as_dict()}
         if self.executions == 0:
             out.update(self.first)
+            if self.mem:      # device-level used-memory delta around load, accuracy and this timed phase
+                self.mem.sample()
+                out["peak_device_mem_mb"], out["peak_device_mem_method"] = self.mem.figure(
+                    self.first["peak_host_mem_mb"], _accounting(runner))
         self.executions += 1
         out["seconds"] = round(time.perf_counter() - start, 3)
         return out
@@ -168,11 +189,19 @@ class ProcessWorker:
         self.proc = subprocess.Popen([sys.executable, "-m", "deploybench.bench.worker", str(spec_path)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
         self._ready: Optional[bool] = None
+        self.timed_out: Optional[str] = None
 
     def wait_ready(self) -> None:
-        """Block until the worker has loaded and prepared (or ended); a hang is caught by the next execute()."""
+        """Block until the worker has loaded and prepared (or ended). One that does not answer within the timeout
+        is killed, so that its late "ready" is never taken for the answer to an execution."""
         if self._ready is None:
-            self._ready = bool(_wait_line(self.proc.stdout.fileno(), self.timeout_s))
+            got = _wait_line(self.proc.stdout.fileno(), self.timeout_s)
+            self._ready = bool(got)
+            if got is None:
+                self.proc.kill()
+                self.proc.wait()
+                self.timed_out = f"worker timed out after {self.timeout_s:.0f} s while loading and preparing; " \
+                                 f"{self._tail()}"
 
     def _tail(self) -> str:
         self.stderr.flush()
@@ -182,6 +211,8 @@ class ProcessWorker:
 
     def execute(self) -> dict:
         self.wait_ready()
+        if self.timed_out:
+            return {"status": "failed", "reason": self.timed_out}
         out_path = self.workdir / f"{self.tag}.{self.n}.out.json"
         self.n += 1
         try:

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from ..config import DatasetConfig
 from ..errors import DeployBenchError
-from . import fashion_mnist, imagefolder
+from . import counts, fashion_mnist, imagefolder
 from .splits import split_val, stratified_cap, stratified_fraction
 from .transforms import EvalTransform
 
@@ -107,6 +107,9 @@ def _sources(ds: DatasetConfig, split: str) -> dict[str, Optional[_Base]]:
                 classes = other
             imagefolder.check_same_classes(classes, other, d)
             out[name] = FileDataset(paths, targets, classes)
+    if out["train"] is not None:
+        counts.warn_mismatches(ds, {"train": sum(len(out[s]) for s in ("train", "val") if out[s] is not None),
+                                    "test": len(out["test"]), "classes": len(classes)})
     return out
 
 

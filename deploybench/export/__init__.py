@@ -36,8 +36,10 @@ def _is_done(out: Path, entry: Optional[dict]) -> bool:
 class _Export:
     """One run's export: lazily loaded data, the manifest, and the artifact builders."""
 
-    def __init__(self, run: RunSpec, root: Path, cfg: ExportConfig, model, meta: dict, max_batch: int):
+    def __init__(self, run: RunSpec, root: Path, cfg: ExportConfig, model, meta: dict, max_batch: int,
+                 opt_batches: Optional[list[int]] = None):
         self.run, self.cfg, self.model, self.meta, self.max_batch = run, cfg, model, meta, max_batch
+        self.opt_batches = opt_batches
         self.out = run.engine_dir(root)
         self.out.mkdir(parents=True, exist_ok=True)
         old = read_json(self.out / "export.json") or {}
@@ -125,18 +127,20 @@ class _Export:
                              lambda p: to_ir(self.out / src["file"], p), reason)
 
     def tensorrt(self, prec: str) -> dict:
-        from .tensorrt import build_engine, gpu_slug, tensorrt_unavailable
+        from .tensorrt import build_engine, engine_file, superseded, tensorrt_unavailable
 
         reason = tensorrt_unavailable()
         if reason:
             return self.artifact(f"model.{prec}.engine", "tensorrt", prec, None, reason)
         src = self.onnx(prec)
         reason = "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
-        file = f"model.{prec}.{gpu_slug()}.engine"
-        self.entries = {f: a for f, a in self.entries.items()        # drop "no GPU here" placeholders
-                        if not (a["format"] == "tensorrt" and a["precision"] == prec and a["status"] == "skipped")}
+        file = engine_file(prec)
+        # drop "no GPU here" placeholders and this GPU's engines of another TensorRT version (bench would run them)
+        self.entries = {f: a for f, a in self.entries.items()
+                        if not (a["format"] == "tensorrt" and a["precision"] == prec
+                                and (a["status"] == "skipped" or superseded(f, file)))}
         return self.artifact(file, "tensorrt", prec, lambda p: build_engine(
-            self.out / src["file"], p, self.meta["image_size"], max_batch=self.max_batch,
+            self.out / src["file"], p, self.meta["image_size"], max_batch=self.max_batch, opt_batches=self.opt_batches,
             workspace_gb=self.cfg.tensorrt_workspace_gb, timing_cache=self.out / "trt_timing.cache",
             in_chans=self.meta.get("in_chans", 3)), reason)
 
@@ -148,21 +152,23 @@ def _planned(formats: list[str], precisions: list[str]) -> tuple[list[str], dict
         files += [f"model.{p}.xml" for p in precisions]
     skipped = {}
     if "tensorrt" in formats:
-        from .tensorrt import gpu_slug, tensorrt_unavailable
+        from .tensorrt import engine_file, tensorrt_unavailable
 
         reason = tensorrt_unavailable()
         if reason:
             skipped = {f"model.{p}.engine": reason for p in precisions}
         else:
-            files += [f"model.{p}.{gpu_slug()}.engine" for p in precisions]
+            files += [engine_file(p) for p in precisions]
     return files, skipped
 
 
 def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[list[str]] = None,
-               precisions: Optional[list[str]] = None, max_batch: int = 32) -> StageResult:
+               precisions: Optional[list[str]] = None, max_batch: int = 32,
+               opt_batches: Optional[list[int]] = None) -> StageResult:
     """Export one fine-tuned run; ONNX of each precision is always written (it is the source of the others).
 
-    `max_batch`: largest batch TensorRT engines accept (pass the largest bench batch size; also the opt batch).
+    `max_batch`: largest batch TensorRT engines accept (pass the largest bench batch size); `opt_batches`: the
+    bench batch sizes, one TensorRT optimization profile each (default: one profile, opt = max_batch).
     """
     from ..finetune import load_checkpoint
 
@@ -184,7 +190,7 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
         model, meta = load_checkpoint(run.ckpt_dir(root))
     except DeployBenchError as e:
         return StageResult(run.run_id, "export", "failed", str(e), time.perf_counter() - t0)
-    job = _Export(run, Path(root), cfg, model, meta, max(1, max_batch))
+    job = _Export(run, Path(root), cfg, model, meta, max(1, max_batch), opt_batches)
     entries = [getattr(job, fmt)(prec) for fmt in ("onnx", *[f for f in formats if f != "onnx"])
                for prec in precisions]
     failed = [f"{e['file']}: {e['reason']}" for e in entries if e["status"] == "failed"]

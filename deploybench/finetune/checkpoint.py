@@ -62,7 +62,8 @@ def load_checkpoint(ckpt_dir: Path, which: str = "best") -> tuple[torch.nn.Modul
     state = try_load(ckpt_dir / f"{which}.pt")
     if state is None:
         raise DeployBenchError(f"{rel}/{which}.pt: missing or truncated (re-run `deploybench finetune`)")
-    model = create_backbone(meta["backbone"], meta["num_classes"], weights="none", image_size=meta["image_size"])
+    model = create_backbone(meta["backbone"], meta["num_classes"], weights="none", image_size=meta["image_size"],
+                            arch=meta.get("arch"))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:

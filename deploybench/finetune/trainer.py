@@ -22,7 +22,7 @@ from ..io import read_json, write_json, write_text
 from ..records import RunSpec, StageResult
 from . import checkpoint as ck
 from .heads import freeze_all_but_head, freeze_batchnorm_stats
-from .memory_format import FORMATS, pick_memory_format
+from ..backbones.memory_format import FORMATS, pick_memory_format
 
 
 def finetune_run(run: RunSpec, root: Path, *, progress: bool = True) -> StageResult:
@@ -61,6 +61,7 @@ class Trainer:
 
     def __init__(self, run: RunSpec, ckpt_dir: Path, progress: bool):
         from ..backbones import create_backbone, get_backbone
+        from ..backbones.registry import architecture, normalization
         from ..data import get_dataset, make_transform
 
         self.run, self.dir, self.progress, self.tc = run, Path(ckpt_dir), progress, run.train
@@ -69,8 +70,9 @@ class Trainer:
         seed_everything(run.seed)
         ds, info = run.dataset, get_backbone(run.backbone.name)
         self.weights = info.default_weights if run.backbone.weights is None else run.backbone.weights
-        self.mean, self.std = list(info.mean), list(info.std)
-        train_tf = make_transform(ds.image_size, self.mean, self.std, train=True, augment=self.tc.augment)
+        self.mean, self.std = normalization(info.name, self.weights)
+        self.arch, self.augment = architecture(info.name, self.weights), ds.augment or self.tc.augment
+        train_tf = make_transform(ds.image_size, self.mean, self.std, train=True, augment=self.augment)
         eval_tf = make_transform(ds.image_size, self.mean, self.std, train=False)
         self.train_ds = get_dataset(ds, "train", fraction=run.fraction, transform=train_tf)
         self.val_ds = get_dataset(ds, "val", transform=eval_tf)
@@ -263,7 +265,8 @@ class Trainer:
         run, ds = self.run, self.run.dataset
         model = self.model.to("cpu", memory_format=torch.contiguous_format).eval()
         return {
-            "run_id": run.run_id, "backbone": run.backbone.name, "weights": self.weights,
+            "run_id": run.run_id, "backbone": run.backbone.name, "weights": self.weights, "arch": self.arch,
+            "augment": self.augment,
             "pretrained": self.weights != "none",
             "dataset": ds.name, "domain": ds.domain, "fraction": run.fraction, "seed": run.seed,
             "mode": self.tc.mode, "num_classes": len(self.classes), "classes": self.classes,

@@ -1,18 +1,26 @@
 """Aggregate result rows over seeds, per deployable configuration, and the Best/Better/Good backbone tiers.
 
+"The same configuration" is defined once, here (`GROUP`, `same_config`), and used by the report, `select` and
+the Pareto fronts: rows that agree on every GROUP field are seeds of one configuration and only those are pooled.
+`setup` is the run id without its seed (run ids hash the training setup apart from the seed, records.RunSpec).
 top1/top5 are percentages; `top1_delta_vs_torch_fp32` is in points.
 """
 from __future__ import annotations
 
+import json
+import math
+import re
 import statistics
 from collections import defaultdict
 from typing import Iterable, Optional
 
+from ..bench.stats import Ratio, ratio_ci
 from ..records import ACC_DROP_PT
 
-GROUP = ("device_fingerprint", "backbone", "dataset", "fraction", "artifact", "format", "runtime", "precision",
-         "batch_size")
+GROUP = ("device_fingerprint", "backbone", "pretrained", "setup", "dataset", "fraction", "image_size",
+         "accuracy_images", "artifact", "recipe", "format", "runtime", "precision", "threads", "batch_size")
 CONFIG = tuple(k for k in GROUP if k != "batch_size")
+DISTINGUISH = ("threads", "setup", "image_size", "accuracy_images", "recipe", "fraction")   # said when they differ
 TIERS = ("Best", "Better", "Good")
 PARITY_MIN_AGREE = 0.99    # flag artifacts whose top-1 agrees with torch fp32 on fewer images than this
 CI_MAX_REL = 0.10          # flag a p50 whose 95 % CI reaches further than this fraction of it
@@ -42,6 +50,104 @@ def _first(rows: list[dict], col: str):
     return next((r[col] for r in rows if r.get(col) is not None), None)
 
 
+def setup(r: dict) -> Optional[str]:
+    """The run id without its seed part: what the seeds of one training setup share."""
+    rid, seed = r.get("run_id"), r.get("seed")
+    if rid is None or seed is None:
+        return r.get("setup", rid)
+    return re.sub(rf"-s{int(seed)}(?=-[0-9a-f]+$)", "", rid)
+
+
+def same_config(r: dict, fields: tuple = GROUP) -> tuple:
+    """The key under which rows are the same configuration (seeds pooled, nothing else)."""
+    return tuple(setup(r) if k == "setup" else r.get(k) for k in fields)
+
+
+def executions(x: dict) -> list[tuple[str, tuple]]:
+    """[(bench call, per-round execution p50s)] of a row, or of a pooled config (one entry per seed row)."""
+    if "paired" in x:
+        return x["paired"]
+    call, p50s = x.get("bench_call"), x.get("latency_ms_execution_p50s")
+    if isinstance(p50s, str):
+        p50s = json.loads(p50s)
+    return [(call, tuple(p50s))] if call and p50s else []
+
+
+def paired_ratio(a: dict, b: dict) -> Optional[Ratio]:
+    """p50 of b over p50 of a from the rounds of every bench call that measured both, at the same batch size and
+    with the same number of executions (stats.ratio_ci); None when no call did."""
+    if a.get("latency_batch", a.get("batch_size")) != b.get("latency_batch", b.get("batch_size")):
+        return None
+    mine = dict(executions(a))
+    pa, pb = [], []
+    for call, theirs in executions(b):
+        if call in mine and len(mine[call]) == len(theirs):
+            pa += mine[call]
+            pb += theirs
+    return ratio_ci(pa, pb) if pa else None
+
+
+def order_text(fast: dict, slow: dict, name: str = "") -> str:
+    """How sure it is that `fast` beats `slow` on p50: paired ratio with its CI, else whether the absolute CIs
+    overlap. e.g. "#3 1.32× faster [1.21, 1.44]" or "#3 1.03× faster [0.95, 1.12], not resolved" ("slower" when
+    the paired rounds put `fast` behind)."""
+    r = paired_ratio(fast, slow)
+    who = f"{name} " if name else ""
+    if r is None:
+        return f"{who}faster (other bench call: " + ("absolute CIs apart)" if _apart(fast, slow) else
+                                                       "by p50 only, CIs overlap)")
+    way, x, lo, hi = ("faster", r.ratio, r.low, r.high) if r.ratio >= 1 else \
+        ("slower", 1 / r.ratio, r.high and 1 / r.high, r.low and 1 / r.low)   # paired rounds can disagree with p50s
+    if lo is None:
+        return f"{who}{x:.2f}× {way}, one round: not resolved"
+    return f"{who}{x:.2f}× {way} [{lo:.2f}, {hi:.2f}]" + ("" if r.resolved else ", not resolved")
+
+
+def faster_text(c: dict, name) -> str:
+    """Table cell: c vs its next faster config, plus the nearest faster one measured in the same call when that is
+    another (`name` labels a config)."""
+    nf, paired = c.get("next_faster"), c.get("next_faster_paired")
+    if nf is None:
+        return "fastest"
+    text = order_text(nf, c, name(nf))
+    return text if paired is None or paired is nf else f"{text}; same call: {order_text(paired, c, name(paired))}"
+
+
+def resolved(fast: dict, slow: dict) -> bool:
+    """True when `fast` is faster than `slow` beyond doubt: paired CI of the ratio above 1, or (never measured
+    together) absolute p50 CIs apart."""
+    r = paired_ratio(fast, slow)
+    return r.resolved and r.ratio > 1 if r is not None else _apart(fast, slow)
+
+
+def _apart(fast: dict, slow: dict) -> bool:
+    return (fast.get("latency_ms_p50_ci_high") or math.inf) < (slow.get("latency_ms_p50_ci_low") or 0)
+
+
+def distinguish(items: list[dict], shown: tuple = ("backbone", "pretrained", "runtime", "artifact", "precision")
+                ) -> list[str]:
+    """Per item, what sets it apart from items that look the same in the `shown` columns (threads, setup, image
+    size, accuracy images, recipe, fraction), e.g. "2 threads"; "" when nothing does."""
+    twins: dict[tuple, list[dict]] = defaultdict(list)
+    for c in items:
+        twins[tuple(c.get(k) for k in shown)].append(c)
+    out = []
+    for c in items:
+        group = twins[tuple(c.get(k) for k in shown)]
+        out.append(", ".join(_part(k, c) for k in DISTINGUISH if len({_part(k, g) for g in group}) > 1))
+    return out
+
+
+def _part(k: str, c: dict) -> str:
+    """How a table says c's value of DISTINGUISH field k."""
+    v = setup(c) if k == "setup" else c.get(k)
+    if v is None:
+        return f"{k} ?"
+    return {"threads": f"{v} thread{'s' if v != 1 else ''}", "setup": f"setup {str(v).rsplit('-', 1)[-1]}",
+            "image_size": f"{v} px", "accuracy_images": f"top-1 on {v} images",
+            "fraction": f"fraction {v:g}" if isinstance(v, (int, float)) else str(v)}.get(k, str(v))
+
+
 def _summary(rows: list[dict]) -> dict:
     """Seed statistics of one group of rows (same configuration, different seeds/run ids)."""
     top1 = _vals(rows, "top1")
@@ -66,18 +172,19 @@ def _summary(rows: list[dict]) -> dict:
         "noisy": any(bool(r.get("noisy")) for r in rows),
         "accuracy_flag": next((r["accuracy_flag"] for r in rows if r.get("accuracy_flag")), None),
         "params_m": _first(rows, "params_m"), "gmacs": _first(rows, "gmacs"),
+        "paired": [e for r in rows for e in executions(r)],
     }
 
 
 def _groups(rows: Iterable[dict], key: tuple) -> dict[tuple, list[dict]]:
     out: dict[tuple, list[dict]] = defaultdict(list)
     for r in ok_rows(rows):
-        out[tuple(r.get(k) for k in key)].append(r)
+        out[same_config(r, key)].append(r)
     return out
 
 
 def aggregate(rows: Iterable[dict]) -> list[dict]:
-    """One dict per (device, backbone, dataset, fraction, format, runtime, precision, batch) over seeds (ok rows)."""
+    """One dict per configuration (GROUP) over seeds (ok rows)."""
     return [dict(zip(GROUP, k)) | _summary(g) for k, g in _groups(rows, GROUP).items()]
 
 
@@ -177,7 +284,9 @@ def devices(rows: Iterable[dict]) -> dict[str, str]:
 
 def ranked(rows: Iterable[dict]) -> list[dict]:
     """Ranking tables, one per (device fingerprint, dataset, fraction) — fingerprints never mixed — with each
-    config marked `pareto` when on the front of top-1 mean vs single-stream p50 within its table."""
+    config marked `pareto` when on the front of top-1 mean vs single-stream p50 within its table (`front`, fastest
+    first), `next_faster`: the config of the table with the next lower p50 (None for the fastest), and
+    `next_faster_paired`: the nearest faster config measured in the same bench call (None when there is none)."""
     from .pareto import pareto_rows
 
     cs = configs(rows)
@@ -185,11 +294,16 @@ def ranked(rows: Iterable[dict]) -> list[dict]:
     for fp, ds, fr in sorted({(c["device_fingerprint"], c["dataset"], c["fraction"]) for c in cs},
                              key=lambda k: tuple(str(x) for x in k)):
         items = [c for c in cs if (c["device_fingerprint"], c["dataset"], c["fraction"]) == (fp, ds, fr)]
-        front = {id(c) for c in pareto_rows(items, "top1_mean", "latency_ms_p50")}
+        front = pareto_rows(items, "top1_mean", "latency_ms_p50")
         for c in items:
-            c["pareto"] = id(c) in front
+            c["pareto"] = any(c is f for f in front)
+            p50 = c.get("latency_ms_p50") or 0
+            faster = sorted((o for o in items if (o.get("latency_ms_p50") or math.inf) < p50),
+                            key=lambda o: -o["latency_ms_p50"])
+            c["next_faster"] = faster[0] if faster else None
+            c["next_faster_paired"] = next((o for o in faster if paired_ratio(o, c) is not None), None)
         out.append({"device_fingerprint": fp, "device": items[0]["device"], "dataset": ds, "fraction": fr,
-                    "configs": items})
+                    "configs": items, "front": front})
     return out
 
 
@@ -199,7 +313,7 @@ def seed_mean_rows(rows: Iterable[dict]) -> list[dict]:
     for g in aggregate(rows):
         out.append(g | {"top1": g["top1_mean"], "top5": g["top5_mean"], "top1_delta_vs_torch_fp32": g["top1_delta"],
                         "status": "ok", "seed": None,
-                        "run_id": f"{g['backbone']}-{g['dataset']}-f{g['fraction']:g} ({g['n']} seed(s))"})
+                        "run_id": f"{g['setup']} ({g['n']} seed(s))"})
     return out
 
 

@@ -12,9 +12,10 @@ import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from .aggregate import (backbone_label, devices, flags, fraction_series, ok_rows, p50_err, ranked,
-                        throughput_series)
-from .markdown import choices, device_title, pick_text, top1_text
+from .aggregate import (backbone_label, devices, distinguish, faster_text, flags, fraction_series, ok_rows, p50_err,
+                        ranked, throughput_series)
+from .markdown import choices, config_text, device_title, pick_text, top1_text
+from .paper import html_section as paper_section
 from .pareto import pareto_rows
 from .select import ci_text, num
 
@@ -180,20 +181,22 @@ def _cell(v, text: str | None = None, cls: str = "") -> str:
 def _table(rows: list[dict], noisy_cv: float) -> str:
     head = [("device", "t"), ("dataset", "t"), ("fraction", ""), ("backbone", "t"), ("runtime", "t"),
             ("precision", "t"), ("top-1 %", ""), ("± std", ""), ("Δ pt", ""), ("p50 ms", ""), ("p50 95 % CI", "t"),
-            ("p99 ms", ""),
+            ("next faster (p50 ratio, 95 % CI)", "t"), ("p99 ms", ""),
             ("img/s", ""), ("size MB", ""), ("mem MB", ""), ("★", ""), ("flags", "t")]
     body = []
     for t in ranked(rows):
-        for c in t["configs"]:
+        for c, extra in zip(t["configs"], distinguish(t["configs"])):
             mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
             fl = "; ".join(flags(c, noisy_cv))
             body.append("<tr>" + "".join([
                 _cell(c.get("device"), cls="t"), _cell(c["dataset"], cls="t"), _cell(c["fraction"]),
-                _cell(backbone_label(c), cls="t"), _cell(c["runtime"], cls="t"), _cell(c["precision"], cls="t"),
+                _cell(config_text(c, extra), cls="t"), _cell(c["runtime"], cls="t"), _cell(c["precision"], cls="t"),
                 _cell(c.get("top1_mean"), None if c.get("top1_mean") is None else f"{c['top1_mean']:.2f}"),
                 _cell(c.get("top1_std"), None if c.get("top1_std") is None else f"{c['top1_std']:.2f}"),
                 _cell(c.get("top1_delta"), None if c.get("top1_delta") is None else f"{c['top1_delta']:+.2f}"),
-                _cell(c.get("latency_ms_p50")), _cell(ci_text(c), cls="t"), _cell(c.get("latency_ms_p99")),
+                _cell(c.get("latency_ms_p50")), _cell(ci_text(c), cls="t"),
+                _cell(faster_text(c, lambda o: f"{backbone_label(o)} {o['runtime']} {o['precision']}"), cls="t"),
+                _cell(c.get("latency_ms_p99")),
                 _cell(c.get("throughput_ips")),
                 _cell(c.get("size_mb")), _cell(mem), _cell(int(c["pareto"]), "★" if c["pareto"] else "", "star"),
                 _cell(fl, cls="t flag")]) + "</tr>")
@@ -238,9 +241,10 @@ def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> st
                 f"<li>{html.escape(what)}: <b>{html.escape(pick_text(c))}</b></li>" for what, c in picks) + "</ul>"
             for _, name, picks in choices(rows, cfg)]
         body += ["<h2>Plots</h2>"] + [f'<div class="card">{d}</div>' for d in divs]
-        flagged = [(t, c, flags(c, noisy_cv)) for t in ranked(rows) for c in t["configs"] if flags(c, noisy_cv)]
-        items = [f"{c['backbone']} {c['runtime']} {c['precision']} on {t['device']} ({t['dataset']}, "
-                 f"f{t['fraction']:g}): " + "; ".join(fl) for t, c, fl in flagged]
+        flagged = [(t, c, x, flags(c, noisy_cv)) for t in ranked(rows)
+                   for c, x in zip(t["configs"], distinguish(t["configs"])) if flags(c, noisy_cv)]
+        items = [f"{config_text(c, x)} {c['runtime']} {c['precision']} on {t['device']} ({t['dataset']}, "
+                 f"f{t['fraction']:g}): " + "; ".join(fl) for t, c, x, fl in flagged]
         body += ["<h2>Flags</h2>", "<ul>" + "".join(f'<li class="flag">{html.escape(x)}</li>' for x in items)
                  + "</ul>" if items else "<p>Nothing flagged.</p>"]
         body += ["<h2>All configurations</h2><p class=meta>Click a header to sort. Top-1 mean over seeds; "
@@ -248,6 +252,7 @@ def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> st
                  _table(rows, noisy_cv)]
     else:
         body.append("<p>There are no results yet: run <code>deploybench bench</code> first.</p>")
+    body.append(paper_section(rows))
     body += ["<h2>Skipped and failed</h2>", _bad_rows(rows)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>deploybench report: {html.escape(name)}</title>{ERROR_HOOK}<style>{CSS}</style>"

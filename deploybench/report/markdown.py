@@ -6,7 +6,10 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Optional
 
-from .aggregate import backbone_label, configs, fraction_series, devices, flags, ok_rows, ranked, seed_mean_rows, tiers
+from .aggregate import (backbone_label, configs, distinguish, faster_text, fraction_series, devices, flags, ok_rows,
+                        order_text, ranked, resolved, seed_mean_rows, tiers)
+from .fmt import table
+from .paper import markdown_section as paper_section
 from .select import ci_text, num, select
 
 
@@ -18,12 +21,6 @@ def _f(v, nd: int = 2, sign: bool = False) -> str:
 
 def _g(v) -> str:
     return "–" if v is None else num(v)
-
-
-def table(head: list[str], body: list[list]) -> str:
-    esc = lambda x: str(x).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in body])
 
 
 def top1_text(c: dict) -> str:
@@ -44,23 +41,46 @@ def constraint_sets(cfg) -> list[tuple[str, dict]]:
     return [(c.name, {k: getattr(c, k) for k in keys}) for c in cfg.report.constraints]
 
 
+def config_text(c: dict, extra: str = "") -> str:
+    """Backbone label plus what tells the config apart from its look-alikes, e.g. "resnet18 (scratch), 2 threads"."""
+    return backbone_label(c) + (f", {extra}" if extra else "")
+
+
 def _ranking(t: dict, noisy_cv: float) -> str:
     body = []
-    for i, c in enumerate(t["configs"], 1):
+    cs = t["configs"]
+    index = {id(c): i for i, c in enumerate(cs, 1)}
+    for i, (c, extra) in enumerate(zip(cs, distinguish(cs)), 1):
         tp = f"{num(c['throughput_ips'])} (bs {c['throughput_batch']})" if c.get("throughput_ips") else "–"
         mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
-        body.append([i, c["backbone"], {True: "yes", False: "no"}.get(c.get("pretrained"), "?"), c["runtime"],
-                     c.get("artifact") or c.get("format") or "–", c["precision"], top1_text(c), _f(c.get("top1_delta"), sign=True),
-                     _g(c.get("latency_ms_p50")), ci_text(c), _g(c.get("latency_ms_p99")), tp, _f(c.get("size_mb")), _g(mem),
-                     "★" if c.get("pareto") else "", "; ".join(flags(c, noisy_cv))])
+        body.append([i, config_text(c, extra), {True: "yes", False: "no"}.get(c.get("pretrained"), "?"),
+                     c["runtime"], c.get("artifact") or c.get("format") or "–", c["precision"], top1_text(c),
+                     _f(c.get("top1_delta"), sign=True), _g(c.get("latency_ms_p50")), ci_text(c),
+                     faster_text(c, lambda o: f"#{index[id(o)]}"), _g(c.get("latency_ms_p99")), tp,
+                     _f(c.get("size_mb")), _g(mem), "★" if c.get("pareto") else "", "; ".join(flags(c, noisy_cv))])
     head = ["#", "backbone", "pretrained", "runtime", "artifact", "precision", "top-1 %", "Δ pt", "p50 ms",
-            "p50 95 % CI", "p99 ms", "img/s", "size MB", "peak mem MB", "Pareto", "flags"]
-    seeds = max(len(c["seeds"]) for c in t["configs"])
-    batch = {c["latency_batch"] for c in t["configs"]}
+            "p50 95 % CI", "next faster (p50 ratio, 95 % CI)", "p99 ms", "img/s", "size MB", "peak mem MB",
+            "Pareto", "flags"]
+    seeds = max(len(c["seeds"]) for c in cs)
+    batch = {c["latency_batch"] for c in cs}
     note = (f"*{t['dataset']}, fraction {t['fraction']:g}; top-1 mean ± std over {seeds} seed(s); latency at batch "
             f"{', '.join(map(str, sorted(batch)))}, its 95 % CI spanning the row's executions (and seeds); "
-            "★ = Pareto-optimal (top-1 vs p50) on this device.*")
-    return f"### Ranking: {t['dataset']} (fraction {t['fraction']:g})\n\n{note}\n\n{table(head, body)}"
+            "★ = Pareto-optimal (top-1 vs p50) on this device. Next faster: how much faster the row with the next "
+            "lower p50 is (and the nearest faster row of the same bench call), from the per-round ratios of the calls "
+            "that measured both (geometric mean, t-interval on log ratios: drift cancels within a round); \"not "
+            "resolved\" when that CI includes 1; rows of different calls compare by their absolute CIs only.*")
+    return f"### Ranking: {t['dataset']} (fraction {t['fraction']:g})\n\n{note}\n\n{table(head, body)}" + (
+        f"\n\n{_front(t['front'], index)}" if t["front"] else "")
+
+
+def _front(front: list[dict], index: dict) -> str:
+    """The Pareto front, fastest first, with how sure each latency step along it is."""
+    steps = [f"#{index[id(front[0])]}"] + [f"#{index[id(b)]} ({order_text(a, b, f'#{index[id(a)]}')})"
+                                          for a, b in zip(front, front[1:])]
+    unresolved = sum(not resolved(a, b) for a, b in zip(front, front[1:]))
+    return f"Pareto front, fastest first: {' → '.join(steps)}" + (
+        f" — {unresolved} of its {len(front) - 1} latency step(s) not resolved." if unresolved else
+        " — every latency step resolved." if len(front) > 1 else "")
 
 
 def _device_section(fp, name: str, rows: list[dict], noisy_cv: float) -> str:
@@ -68,10 +88,11 @@ def _device_section(fp, name: str, rows: list[dict], noisy_cv: float) -> str:
     parts = [f"## Device: {device_title(fp, name)}"]
     tables = ranked(mine)
     parts += [_ranking(t, noisy_cv) for t in tables]
-    flagged = [(t, c, flags(c, noisy_cv)) for t in tables for c in t["configs"] if flags(c, noisy_cv)]
+    flagged = [(t, c, x, flags(c, noisy_cv)) for t in tables for c, x in zip(t["configs"], distinguish(t["configs"]))
+               if flags(c, noisy_cv)]
     parts.append("### Flagged\n\n" + ("\n".join(
-        f"- {c['backbone']} {c['runtime']} {c['precision']} ({t['dataset']}, f{t['fraction']:g}): {'; '.join(fl)}"
-        for t, c, fl in flagged) or "Nothing flagged."))
+        f"- {config_text(c, x)} {c['runtime']} {c['precision']} ({t['dataset']}, f{t['fraction']:g}): "
+        f"{'; '.join(fl)}" for t, c, x, fl in flagged) or "Nothing flagged."))
     bad = [r for r in mine if r.get("status") != "ok"]
     by_reason: dict[tuple, list[dict]] = defaultdict(list)
     for r in bad:
@@ -135,9 +156,12 @@ def choices(rows: list[dict], cfg=None) -> list[tuple[str, str, list[tuple[str, 
         for ds in sorted({r["dataset"] for r in mine}):
             rs = [r for r in mine if r["dataset"] == ds]
             picks.append((f"{ds}: most accurate", select(rs).best))
-            picks.append((f"{ds}: fastest", min((r for r in rs if r.get("latency_ms_p50") is not None),
-                                                key=lambda r: (r["latency_ms_p50"], -(r.get("top1") or 0)),
-                                                default=None)))
+            by_p50 = sorted((r for r in rs if r.get("latency_ms_p50") is not None),
+                            key=lambda r: (r["latency_ms_p50"], -(r.get("top1") or 0)))
+            unsure = len(by_p50) > 1 and not resolved(by_p50[0], by_p50[1])
+            picks.append((f"{ds}: fastest" + (f" (not resolved vs {pick_name(by_p50[1])}: "
+                                              f"{order_text(by_p50[0], by_p50[1])})" if unsure else ""),
+                          by_p50[0] if by_p50 else None))
             if p50s:
                 med = statistics.median(p50s)
                 picks.append((f"{ds}: most accurate under the median p50 ({num(med)} ms)",
@@ -153,8 +177,14 @@ def choices(rows: list[dict], cfg=None) -> list[tuple[str, str, list[tuple[str, 
 def pick_text(c: Optional[dict]) -> str:
     if c is None:
         return "nothing fits"
-    return (f"{backbone_label(c)} {c['runtime']} {c['precision']} — top-1 {_f(c.get('top1'))} %, "
-            f"p50 {_g(c.get('latency_ms_p50'))} ms, {_f(c.get('size_mb'))} MB")
+    return (f"{pick_name(c)} — top-1 {_f(c.get('top1'))} %, p50 {_g(c.get('latency_ms_p50'))} ms, "
+            f"{_f(c.get('size_mb'))} MB")
+
+
+def pick_name(c: dict) -> str:
+    """e.g. "resnet18 (scratch) openvino int8 (2 threads)"."""
+    threads = f" ({c['threads']} thread{'s' if c['threads'] > 1 else ''})" if c.get("threads") else ""
+    return f"{backbone_label(c)} {c['runtime']} {c['precision']}{threads}"
 
 
 def _choices(rows: list[dict], cfg) -> str:
@@ -171,9 +201,10 @@ def _side_by_side(rows: list[dict], devs: dict) -> Optional[str]:
         return None
     cells: dict[tuple, dict] = {}
     for c in configs(rows):
-        key = (c["dataset"], c["fraction"], backbone_label(c), c["runtime"], c["artifact"], c["precision"])
+        key = (c["dataset"], c["fraction"], backbone_label(c), c["runtime"], c["artifact"], c["precision"],
+               c.get("threads"), (c.get("setup") or "").rsplit("-", 1)[-1])
         cells.setdefault(key, {})[c["device_fingerprint"]] = c
-    head = ["dataset", "fraction", "backbone", "runtime", "artifact", "precision"] + \
+    head = ["dataset", "fraction", "backbone", "runtime", "artifact", "precision", "threads", "setup"] + \
         [f"{n} p50 ms / top-1" for n in devs.values()]
     body = [[*map(lambda x: f"{x:g}" if isinstance(x, float) else x, k)] +
             [f"{_g(v[fp].get('latency_ms_p50'))} / {_f(v[fp].get('top1_mean'))}" if fp in v else "–" for fp in devs]
@@ -199,4 +230,5 @@ def render_markdown(rows: list[dict], cfg=None, noisy_cv: Optional[float] = None
     sections = [_device_section(fp, n, rows, noisy_cv) for fp, n in devs.items()]
     sections += [_precision_deltas(rows), _tiers(rows), _fractions(rows), _choices(rows, cfg),
                  _side_by_side(rows, devs)]
+    sections.append(paper_section(rows))
     return "\n".join(head) + "\n\n" + "\n\n".join(s for s in sections if s) + "\n"

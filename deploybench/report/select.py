@@ -5,9 +5,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .aggregate import CONFIG, backbone_label, distinguish, order_text, resolved, same_config
+
 CANDIDATE_COLS = ("backbone", "dataset", "fraction", "seed", "runtime", "precision", "format", "batch_size",
                   "top1", "latency_ms_p50", "latency_ms_p50_ci_low", "latency_ms_p50_ci_high", "latency_ms_p99", "size_mb", "mem_mb", "throughput_ips",
-                  "throughput_batch", "device", "device_fingerprint", "run_id", "artifact", "threads")
+                  "throughput_batch", "device", "device_fingerprint", "run_id", "artifact", "threads", "pretrained",
+                  "bench_call")
+TOP = 3   # candidates whose latency ordering `render` checks
 
 
 def num(v: float) -> str:
@@ -27,7 +31,9 @@ def mem_mb(r: dict) -> Optional[float]:
 
 
 def _label(r: dict) -> str:
-    return f"{r.get('backbone')} {r.get('runtime')} {r.get('artifact')} {r.get('precision')} bs{r.get('batch_size')}"
+    threads = f" {r['threads']} thread{'s' if r['threads'] > 1 else ''}" if r.get("threads") else ""
+    return (f"{backbone_label(r) if r.get('backbone') else None} {r.get('runtime')} {r.get('artifact')} "
+            f"{r.get('precision')} bs{r.get('batch_size')}{threads}")
 
 
 @dataclass
@@ -50,6 +56,18 @@ class Selection:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str)
 
+    def _unresolved(self) -> list[str]:
+        """Notes for neighbours among the top candidates whose latency ordering is not resolved."""
+        out = []
+        top = self.candidates[:TOP]
+        for i, (a, b) in enumerate(zip(top, top[1:]), 1):
+            if a.get("latency_ms_p50") is None or b.get("latency_ms_p50") is None:
+                continue
+            (fi, fast), (si, slow) = sorted(((i, a), (i + 1, b)), key=lambda t: t[1]["latency_ms_p50"])
+            if not resolved(fast, slow):
+                out.append(f"note: #{fi} vs #{si}: p50 ordering not resolved ({order_text(fast, slow, f'#{fi}')})")
+        return out
+
     def render(self, max_excluded: int = 30) -> str:
         """Plain-text table of the ranked candidates, then the excluded rows with their reasons."""
         active = ", ".join(f"{k}={v}" for k, v in self.constraints.items() if v is not None) or "none"
@@ -57,19 +75,23 @@ class Selection:
         if self.candidates:
             head = ("#", "backbone", "dataset", "seed", "runtime", "artifact", "prec", "top1 %", "p50 ms", "p50 CI",
                     "p99 ms", "MB", "mem MB", "img/s", "device")
-            body = [(str(i), r.get("backbone") or "", r.get("dataset") or "",
+            extra = distinguish(self.candidates, ("backbone", "pretrained", "dataset", "seed", "runtime", "artifact",
+                                                  "precision", "device_fingerprint"))
+            body = [(str(i), backbone_label(r) + (f", {x}" if x else "") if r.get("backbone") else "",
+                     r.get("dataset") or "",
                      "" if r.get("seed") is None else str(r["seed"]),
                      r.get("runtime") or "", r.get("artifact") or "", r.get("precision") or "",
                      _fmt(r.get("top1")), _fmt(r.get("latency_ms_p50")),
                      ci_text(r, "-"),
                      *(_fmt(r.get(c)) for c in ("latency_ms_p99", "size_mb", "mem_mb", "throughput_ips")),
-                     r.get("device") or "") for i, r in enumerate(self.candidates, 1)]
+                     r.get("device") or "") for i, (r, x) in enumerate(zip(self.candidates, extra), 1)]
             widths = [max(len(x) for x in col) for col in zip(head, *body)]
             lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in (head, *body)]
             limit = self.constraints.get("max_latency_ms")
             lines += [f"note: #{i} fits on its p50, but its 95 % CI reaches {num(r['latency_ms_p50_ci_high'])} ms "
                       f"> {num(limit)} ms: not resolved on this machine" for i, r in enumerate(self.candidates, 1)
                       if limit is not None and (r.get("latency_ms_p50_ci_high") or 0) > limit]
+            lines += self._unresolved()
         else:
             lines.append("nothing fits these constraints")
         if self.excluded:
@@ -122,8 +144,8 @@ def select(rows: list[dict], max_latency_ms: Optional[float] = None, max_p99_ms:
            precision: Optional[str] = None, dataset: Optional[str] = None) -> Selection:
     """Rank the configurations that meet every constraint (top-1 desc, then p50 asc).
 
-    Latency constraints use single-stream rows: each configuration (run, artifact, runtime, precision, threads,
-    device) is represented by its smallest-batch row (normally batch 1); its larger-batch rows only supply
+    Latency constraints use single-stream rows: each configuration (aggregate.CONFIG, per run: seeds are not
+    pooled here) is represented by its smallest-batch row (normally batch 1); its larger-batch rows only supply
     `throughput_ips`/`throughput_batch`. A representative without a batch-1 row fails latency constraints.
     """
     c = dict(max_latency_ms=max_latency_ms, max_p99_ms=max_p99_ms, max_size_mb=max_size_mb, max_mem_mb=max_mem_mb,
@@ -134,8 +156,7 @@ def select(rows: list[dict], max_latency_ms: Optional[float] = None, max_p99_ms:
         if r.get("status") != "ok":
             sel.excluded.append({"row": r, "reasons": [f"{r.get('status')}: {r.get('status_reason') or 'no reason'}"]})
             continue
-        key = tuple(r.get(k) for k in ("run_id", "artifact", "runtime", "precision", "threads", "device_fingerprint"))
-        by_cfg.setdefault(key, []).append(r)
+        by_cfg.setdefault(same_config(r, CONFIG) + (r.get("run_id"),), []).append(r)
     for group in by_cfg.values():
         group.sort(key=lambda r: r.get("batch_size") or 0)
         rep, largest = group[0], group[-1]

@@ -54,17 +54,6 @@ class Runner:
         return True, ""
 
 
-def cuda_device() -> tuple[bool, str]:
-    """(True, "") when a CUDA device is visible to torch, else (False, reason)."""
-    try:
-        import torch
-    except ImportError:
-        return False, "torch not installed"
-    if not torch.cuda.is_available():
-        return False, "no CUDA device"
-    return True, ""
-
-
 def as_batch(batch: np.ndarray) -> np.ndarray:
     """Contiguous float32 NCHW view of `batch` (no copy when it already is one)."""
     return np.ascontiguousarray(batch, dtype=np.float32)

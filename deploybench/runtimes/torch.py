@@ -1,4 +1,5 @@
-"""PyTorch eager fp32 runner: the reference every artifact is compared with."""
+"""PyTorch eager fp32 runner: the reference every artifact is compared with, in the memory format (channels_last
+or contiguous) that runs this model faster here, measured on the first batch (backbones/memory_format.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,6 +30,7 @@ class TorchRunner(Runner):
         if model is None:
             model, _ = load_checkpoint(self.path if self.path.is_dir() else Path(self.path).parent)
         self.model = model.float().eval()
+        self.memory_format = None     # channels_last or contiguous, measured on the first batch
         self.precision = "fp32"
         return self
 
@@ -37,7 +39,13 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             x = as_batch(batch)
             x = x if x.flags.writeable else x.copy()     # torch.from_numpy warns on read-only (memory-mapped) arrays
-            return self.model(torch.from_numpy(x)).float().numpy()
+            x = torch.from_numpy(x)
+            if self.memory_format is None:    # first call (untimed: the worker's load check) picks the faster one
+                from ..backbones.memory_format import FORMATS, pick_memory_format
+
+                self.memory_format = pick_memory_format(self.model, x)
+                self._fmt = FORMATS[self.memory_format]
+            return self.model(x.contiguous(memory_format=self._fmt)).float().numpy()
 
     def __exit__(self, *exc) -> None:
         self.model = None

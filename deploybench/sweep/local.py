@@ -15,8 +15,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable
 
-from ..config import Config
-from .runner import RunOutcome, StageOptions, run_stages
+from ..config import Config, SweepConfig
+from .stages import RunOutcome, StageOptions, run_stages
 
 
 def _init_worker(threads: int) -> None:
@@ -27,8 +27,10 @@ def _init_worker(threads: int) -> None:
 
 
 def execute_local(cfg: Config, runs: list, stages: tuple, opts: StageOptions, existing: frozenset,
-                  workers: int, on_done: Callable[[RunOutcome], None], bar) -> None:
-    """Run `stages` of `runs`; call `on_done(outcome)` once per run, when its last stage has finished."""
+                  sweep: SweepConfig, on_done: Callable[[RunOutcome], None], bar) -> None:
+    """Run `stages` of `runs` on `sweep.workers` processes; call `on_done(outcome)` once per run, when its last
+    stage has finished."""
+    workers = sweep.workers
     if workers <= 1:
         for run in runs:
             on_done(run_stages(cfg, run, stages, opts, existing))

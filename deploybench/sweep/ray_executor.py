@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..config import Config
+from ..config import Config, SweepConfig
 from ..errors import DeployBenchError
-from .runner import RunOutcome, StageOptions, run_stages
+from .stages import RunOutcome, StageOptions, run_stages
 
 
 def _task(cfg: Config, run, stages: tuple, opts: StageOptions, existing: frozenset, cwd: str,
@@ -60,8 +60,10 @@ def _bench_nodes(ray, cpus: float, gpus: float) -> list:
 
 
 def execute_ray(cfg: Config, runs: list, stages: tuple, opts: StageOptions, existing: frozenset,
-                address: Optional[str], on_done: Callable[[RunOutcome], None], bar) -> None:
-    """Run `stages` of `runs` as Ray tasks; call `on_done(outcome)` once per run in the driver."""
+                sweep: SweepConfig, on_done: Callable[[RunOutcome], None], bar) -> None:
+    """Run `stages` of `runs` as Ray tasks on the cluster at `sweep.address`; call `on_done(outcome)` once per run
+    in the driver."""
+    address = sweep.address
     try:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
