@@ -74,12 +74,23 @@ class TrainConfig:
 
 
 @dataclass
+class Int8Config:
+    """INT8 accuracy budget, measured on the validation split only (deploybench.export.int8)."""
+    max_drop: float = 1.0               # top-1 points an INT8 artifact may lose vs the fp32 model
+    val_images: int = 500               # validation images the drop is measured on
+    max_fallbacks: int = 8              # most layers kept in fp32 before the budget is declared unmet
+    try_methods: list[str] = field(default_factory=list)   # calibration methods tried after calibration_method
+    rank_images: int = 50               # validation images of the per-layer sensitivity ranking
+
+
+@dataclass
 class ExportConfig:
     formats: list[str] = field(default_factory=lambda: ["onnx"])            # onnx | openvino | tensorrt
     precisions: list[str] = field(default_factory=lambda: ["fp32"])         # fp32 | fp16 | int8
     opset: int = 17
     calibration_images: int = 256       # training images for INT8 calibration
     calibration_method: str = _choice("minmax", "entropy", "percentile", default="minmax")
+    int8: Int8Config = field(default_factory=Int8Config)
     parity_images: int = 64             # real validation images for parity checks
     tensorrt_workspace_gb: float = 4.0
 
@@ -105,6 +116,7 @@ class BenchConfig:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     fresh_process: bool = True          # each configuration measured in its own process
     cuda_graphs: bool = False
+    cross_target_int8: bool = False     # also bench INT8 artifacts made for another runtime (rows keep `recipe`)
 
 
 @dataclass

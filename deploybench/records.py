@@ -23,7 +23,7 @@ COLUMNS = [
     "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
-    "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s",
+    "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
     "compute_precision", "accuracy_images",
 ]
 # A row losing more than this many top-1 points vs the run's torch fp32 reference gets `accuracy_flag`; the report
@@ -32,6 +32,7 @@ ACC_DROP_PT = 1.0
 
 
 TRAIN_NOT_MODEL = {"num_workers"}
+LATER_DATASET_FIELDS = ("expected", "augment")   # added after 0.1 (see legacy_run_id)
 
 
 @dataclass(frozen=True)
@@ -61,15 +62,20 @@ class RunSpec:
 
     @property
     def legacy_run_id(self) -> str:
-        """The former id (hash of every field, path and seed included), for workdirs made before run ids changed."""
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        """The 0.1 id (hash of every field of 0.1's configs, path and seed included), for workdirs made before run
+        ids changed; DatasetConfig's later fields (`expected`, `augment` unset) are left out as 0.1 had none."""
+        fields = dataclasses.asdict(self)
+        fields["dataset"] = {k: v for k, v in fields["dataset"].items()
+                             if k not in LATER_DATASET_FIELDS or (k == "augment" and v is not None)}
+        payload = json.dumps(fields, sort_keys=True, default=str)
         return f"{self.backbone.name}-{self.dataset.name}-f{self.fraction:g}-s{self.seed}-" \
                f"{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
 
     def stored_id(self, root: Path) -> str:
         """run_id, or legacy_run_id where only a workdir of an older version has this run (compatibility lookup)."""
         root = Path(root)
-        if not (root / "checkpoints" / self.run_id).exists() and (root / "checkpoints" / self.legacy_run_id).exists():
+        done = lambda run_id: (root / "checkpoints" / run_id / "meta.json").exists()
+        if not done(self.run_id) and done(self.legacy_run_id):
             return self.legacy_run_id
         return self.run_id
 
@@ -87,6 +93,8 @@ class Artifact:
     format: str                 # pytorch | onnx | openvino | tensorrt
     precision: str              # precision the artifact carries: fp32 | fp16 | int8
     run_id: str = ""
+    recipe: str = ""            # int8 recipe: s8s8-qdq | u8s8-qdq | nncf-ptq ("" for fp32/fp16)
+    target: str = ""            # runtime the artifact is made for ("" = any)
 
 
 @dataclass

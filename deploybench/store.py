@@ -20,7 +20,7 @@ _INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "lat
             "noisy", "accuracy_images"}
 _TEXT = {"run_id", "backbone", "dataset", "domain", "artifact", "format", "runtime", "precision", "device",
          "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name",
-         "accuracy_flag", "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s",
+         "accuracy_flag", "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
          "compute_precision"}
 _BOOL = {"pretrained", "noisy"}
 TYPES = {c: "INTEGER" if c in _INTEGER else "TEXT" if c in _TEXT else "REAL" for c in COLUMNS}

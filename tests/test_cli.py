@@ -39,7 +39,7 @@ def test_stages_write_the_contract_files(workdir):
     (run_dir,) = (workdir / "checkpoints").iterdir()
     assert {"best.pt", "last.pt", "meta.json", "metrics.jsonl"} <= {p.name for p in run_dir.iterdir()}
     engines = workdir / "engines" / run_dir.name
-    assert (engines / "model.fp32.onnx").exists() and (engines / "model.int8.onnx").exists()
+    assert (engines / "model.fp32.onnx").exists() and (engines / "model.int8.u8s8.onnx").exists()
     export = json.loads((engines / "export.json").read_text())
     trt = [a for a in export["artifacts"] if a["format"] == "tensorrt"]
     assert trt and all(a["status"] == "skipped" and a["reason"] for a in trt)  # no GPU here: said, not faked

@@ -100,11 +100,26 @@ def test_int8_runs_quantized(exported_run, val_batch):
     cfg, run = exported_run
     x, meta = val_batch
     outs = {}
-    for rt in ("onnxruntime-cpu", "openvino"):
-        with get_runner(rt)(_art(cfg, run, "model.int8.onnx", "onnx", "int8"), meta, threads=1) as r:
+    for rt, file, fmt in (("onnxruntime-cpu", "model.int8.u8s8.onnx", "onnx"),
+                          ("openvino", "model.int8.nncf.xml", "openvino")):
+        with get_runner(rt)(_art(cfg, run, file, fmt, "int8"), meta, threads=1) as r:
             assert r.precision == "int8"
             outs[rt] = r.infer(x)
     with get_runner("onnxruntime-cpu")(_art(cfg, run, "model.fp32.onnx", "onnx", "fp32"), meta) as r:
         ref = r.infer(x)
     for y in outs.values():
         assert 0 < np.abs(y - ref).max() < 0.5 * np.abs(ref).max()
+
+
+def test_openvino_benches_the_ir_not_the_same_weights_again_as_onnx():
+    """OpenVINO reads ONNX too, but where the IR of a precision exists the ONNX twin is not benched again; the
+    NNCF INT8 IR is its INT8 file, and another target's INT8 ONNX only joins with cross_target."""
+    arts = [Artifact("model.fp32.onnx", "onnx", "fp32"), Artifact("model.fp16.onnx", "onnx", "fp16"),
+            Artifact("model.fp32.xml", "openvino", "fp32"),
+            Artifact("model.int8.u8s8.onnx", "onnx", "int8", recipe="u8s8-qdq", target="onnxruntime-cpu"),
+            Artifact("model.int8.nncf.xml", "openvino", "int8", recipe="nncf-ptq", target="openvino")]
+    names = lambda rt, cross=False: [a.path for a in get_runner(rt).deployable(arts, cross)]
+    assert names("openvino") == ["model.fp16.onnx", "model.fp32.xml", "model.int8.nncf.xml"]
+    assert names("openvino", True) == ["model.fp16.onnx", "model.fp32.xml", "model.int8.u8s8.onnx",
+                                       "model.int8.nncf.xml"]
+    assert names("onnxruntime-cpu") == ["model.fp32.onnx", "model.fp16.onnx", "model.int8.u8s8.onnx"]

@@ -98,7 +98,7 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
                batch_size=batch_size, threads=ctx.threads, size_mb=_size_mb(Path(artifact.path)),
                scenario=None if batch_size is None else ("single-stream" if batch_size == 1 else "offline"),
                created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=dev.versions(),
-               config_name=config_name)
+               config_name=config_name, recipe=artifact.recipe or None)
     return row
 
 
@@ -243,7 +243,7 @@ def _finish(rows: list[dict], ref_top1: Optional[float]) -> list[dict]:
 def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig, runtimes, batch_sizes,
              existing, device, data: tuple, config_name, timeout_s) -> list[dict]:
     """data = (inputs (n, C, H, W), acc_x or None, acc_y or None, reference.ensure's dict for acc_x or None)."""
-    from ..runtimes import runner_supports
+    from ..runtimes import get_runner
 
     threads = cfg.threads or dev.device_info()["cores"]
     batch_sizes = list(batch_sizes or cfg.batch_sizes)
@@ -268,7 +268,7 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
                    ref_top1=None if ref is None else ref["top1"])
         jobs: list[_Job] = []
         for rt in runtimes or cfg.runtimes:
-            arts = [a for a in artifacts if runner_supports(rt, a)[0]]
+            arts = get_runner(rt).deployable(artifacts, cfg.cross_target_int8)
             rt_rows, rt_jobs = _plan(arts, rt, meta, ctx, batch_sizes, config_name)
             rows += rt_rows if arts else _no_artifact(rt, meta, ctx, config_name)
             jobs += rt_jobs
@@ -297,7 +297,7 @@ def _artifacts(run_id: str, root: Path) -> list[Artifact]:
     for a in exp.get("artifacts", []):
         if a.get("status") == "ok":
             arts.append(Artifact(str(Path(root) / "engines" / run_id / a["file"]), a["format"], a["precision"],
-                                 run_id))
+                                 run_id, recipe=a.get("recipe", ""), target=a.get("target", "")))
     return arts
 
 

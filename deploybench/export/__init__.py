@@ -2,6 +2,9 @@
 
 Writes engines/<run_id>/ and export.json (merged with earlier entries). Idempotent: an artifact whose entry
 is ok and whose file exists is kept; missing, failed or skipped ones are (re)built. All writes are atomic.
+INT8 is made per target (deploybench.export.int8): model.int8.s8s8.onnx (TensorRT, and the source of the TensorRT
+int8 engine), model.int8.u8s8.onnx (ORT CPU), model.int8.nncf.xml (OpenVINO), each within an accuracy budget on
+the validation split.
 """
 from __future__ import annotations
 
@@ -15,9 +18,14 @@ from ..config import ExportConfig
 from ..errors import DeployBenchError
 from ..io import read_json, write_json
 from ..records import Artifact, RunSpec, StageResult
+from .int8 import RECIPES
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
+ONNX_FILES = {"fp32": ["model.fp32.onnx"], "fp16": ["model.fp16.onnx"],
+              "int8": [RECIPES["s8s8"][0], RECIPES["u8s8"][0]]}
+SOURCE = {"fp32": "model.fp32.onnx", "fp16": "model.fp16.onnx", "int8": RECIPES["s8s8"][0]}   # of IR and engines
+IR_FILES = {"fp32": "model.fp32.xml", "fp16": "model.fp16.xml", "int8": RECIPES["nncf"][0]}
 
 
 def _files(out: Path, entry: dict) -> list[Path]:
@@ -47,7 +55,12 @@ class _Export:
         self.entries: dict[str, dict] = {a["file"]: a for a in old.get("artifacts", [])
                                          if fresh and isinstance(a, dict) and "file" in a}
         self._val = None
+        self._int8 = None
         self.built = 0
+
+    def close(self) -> None:
+        if self._int8 is not None:
+            self._int8.close()
 
     def save(self) -> None:
         order = {f: i for i, f in enumerate(FORMATS)}
@@ -71,20 +84,32 @@ class _Export:
             self._val = (x, y, torch_logits(self.model, x))
         return self._val
 
-    def artifact(self, file: str, fmt: str, prec: str, build: Callable[[Path], None],
-                 skip_reason: str = "") -> dict:
-        """Build one artifact unless already done; record its entry (with parity) in export.json."""
+    def int8(self):
+        """The run's Int8Job (calibration and validation images, fp32 validation logits), made once."""
+        if self._int8 is None:
+            from .int8 import Int8Job
+
+            calib, _ = self.images("train", self.cfg.calibration_images)
+            x, y = self.images("val", self.cfg.int8.val_images)
+            self._int8 = Int8Job(self.out / SOURCE["fp32"], calib, x, y, self.cfg.int8, self.cfg.calibration_method)
+        return self._int8
+
+    def artifact(self, file: str, fmt: str, prec: str, build: Callable[[Path], Optional[dict]],
+                 skip_reason: str = "", recipe: tuple[str, str] = ("", "")) -> dict:
+        """Build one artifact unless already done; record its entry (with parity, and the fields `build` returns:
+        an INT8 recipe's budget) in export.json. `recipe`: (recipe, target runtime) of an INT8 artifact."""
         from .parity import artifact_parity
 
         if _is_done(self.out, self.entries.get(file)):
             return self.entries[file]
-        entry = {"file": file, "format": fmt, "precision": prec, "size_mb": None, "status": "skipped",
-                 "reason": skip_reason, "seconds": 0.0, "parity": None}
+        entry = {"file": file, "format": fmt, "precision": prec, "recipe": recipe[0], "target": recipe[1],
+                 "size_mb": None, "status": "skipped", "reason": skip_reason, "seconds": 0.0, "parity": None}
         if not skip_reason:
             t0 = time.perf_counter()
             try:
-                build(self.out / file)
+                extra = build(self.out / file)
                 entry.update(status="ok", reason="", size_mb=_size_mb(_files(self.out, entry)))
+                entry.update(extra or {})
                 x, y, ref = self.val()
                 art = Artifact(str(self.out / file), fmt, prec, self.run.run_id)
                 entry["parity"] = artifact_parity(art, self.meta, x, ref, y, batch_size=min(16, self.max_batch))
@@ -97,59 +122,62 @@ class _Export:
         self.save()
         return entry
 
-    def onnx(self, prec: str) -> dict:
+    def onnx(self, prec: str) -> list[dict]:
         from .onnx import export_onnx
 
         if prec == "fp32":
-            return self.artifact("model.fp32.onnx", "onnx", "fp32", lambda p: export_onnx(
-                self.model, p, self.meta["image_size"], self.cfg.opset, self.meta.get("in_chans", 3)))
-        src = self.onnx("fp32")
-        if src["status"] != "ok":
-            return self.artifact(f"model.{prec}.onnx", "onnx", prec, None, "model.fp32.onnx failed")
-        src_path = self.out / src["file"]
+            return [self.artifact(SOURCE["fp32"], "onnx", "fp32", lambda p: export_onnx(
+                self.model, p, self.meta["image_size"], self.cfg.opset, self.meta.get("in_chans", 3)))]
+        src = self.onnx("fp32")[0]
+        reason = "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
         if prec == "fp16":
             from .fp16 import to_fp16
 
-            return self.artifact("model.fp16.onnx", "onnx", "fp16", lambda p: to_fp16(src_path, p))
-        from .quantize import quantize_int8
+            return [self.artifact(SOURCE["fp16"], "onnx", "fp16", lambda p: to_fp16(self.out / src["file"], p),
+                                  reason)]
+        return [self.artifact(RECIPES[k][0], "onnx", "int8", lambda p, k=k: self.int8().onnx(k, p), reason,
+                              RECIPES[k][1:]) for k in ("u8s8", "s8s8")]   # the CPU target first: it sets the warm start
 
-        def build(p: Path) -> None:
-            calib, _ = self.images("train", self.cfg.calibration_images)
-            quantize_int8(src_path, p, calib, self.cfg.calibration_method)
-        return self.artifact("model.int8.onnx", "onnx", "int8", build)
+    def source(self, prec: str) -> tuple[dict, str]:
+        """(ONNX entry that IR and engines of `prec` are made from, why they cannot be: "" when they can)."""
+        src = next(e for e in self.onnx(prec) if e["file"] == SOURCE[prec])
+        return src, "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
 
-    def openvino(self, prec: str) -> dict:
+    def openvino(self, prec: str) -> list[dict]:
         from .openvino import to_ir
 
-        src = self.onnx(prec)
-        reason = "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
-        return self.artifact(f"model.{prec}.xml", "openvino", prec,
-                             lambda p: to_ir(self.out / src["file"], p), reason)
+        if prec == "int8":
+            _, reason = self.source("fp32")
+            return [self.artifact(IR_FILES["int8"], "openvino", "int8", lambda p: self.int8().openvino(p), reason,
+                                  RECIPES["nncf"][1:])]
+        src, reason = self.source(prec)
+        return [self.artifact(IR_FILES[prec], "openvino", prec, lambda p: to_ir(self.out / src["file"], p),
+                              reason)]
 
-    def tensorrt(self, prec: str) -> dict:
+    def tensorrt(self, prec: str) -> list[dict]:
         from .tensorrt import build_engine, engine_file, superseded, tensorrt_unavailable
 
+        recipe = RECIPES["s8s8"][1:] if prec == "int8" else ("", "")
         reason = tensorrt_unavailable()
         if reason:
-            return self.artifact(f"model.{prec}.engine", "tensorrt", prec, None, reason)
-        src = self.onnx(prec)
-        reason = "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
+            return [self.artifact(f"model.{prec}.engine", "tensorrt", prec, None, reason, recipe)]
+        src, reason = self.source(prec)
         file = engine_file(prec)
         # drop "no GPU here" placeholders and this GPU's engines of another TensorRT version (bench would run them)
         self.entries = {f: a for f, a in self.entries.items()
                         if not (a["format"] == "tensorrt" and a["precision"] == prec
                                 and (a["status"] == "skipped" or superseded(f, file)))}
-        return self.artifact(file, "tensorrt", prec, lambda p: build_engine(
+        return [self.artifact(file, "tensorrt", prec, lambda p: build_engine(
             self.out / src["file"], p, self.meta["image_size"], max_batch=self.max_batch, opt_batches=self.opt_batches,
             workspace_gb=self.cfg.tensorrt_workspace_gb, timing_cache=self.out / "trt_timing.cache",
-            in_chans=self.meta.get("in_chans", 3)), reason)
+            in_chans=self.meta.get("in_chans", 3)), reason, recipe)]
 
 
 def _planned(formats: list[str], precisions: list[str]) -> tuple[list[str], dict[str, str]]:
     """(artifact files a request produces, {TensorRT placeholder file: why it is skipped} without TensorRT)."""
-    files = [f"model.{p}.onnx" for p in precisions]
+    files = [f for p in precisions for f in ONNX_FILES[p]]
     if "openvino" in formats:
-        files += [f"model.{p}.xml" for p in precisions]
+        files += [IR_FILES[p] for p in precisions]
     skipped = {}
     if "tensorrt" in formats:
         from .tensorrt import engine_file, tensorrt_unavailable
@@ -160,6 +188,20 @@ def _planned(formats: list[str], precisions: list[str]) -> tuple[list[str], dict
         else:
             files += [engine_file(p) for p in precisions]
     return files, skipped
+
+
+def _check_int8(cfg: ExportConfig) -> None:
+    from .quantize import METHODS
+
+    i8 = cfg.int8
+    bad = [m for m in i8.try_methods if m not in METHODS]
+    if bad:
+        raise DeployBenchError(f"export.int8.try_methods: unknown {bad[0]!r} (known: {', '.join(METHODS)})")
+    for key in ("val_images", "rank_images"):
+        if getattr(i8, key) < 1:
+            raise DeployBenchError(f"export.int8.{key}: {getattr(i8, key)} must be an integer >= 1")
+    if i8.max_fallbacks < 0 or i8.max_drop < 0:
+        raise DeployBenchError("export.int8: max_drop and max_fallbacks must be >= 0")
 
 
 def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[list[str]] = None,
@@ -178,6 +220,7 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
         bad = [v for v in value if v not in known]
         if bad:
             raise DeployBenchError(f"{key}: unknown {bad[0]!r} (known: {', '.join(known)})")
+    _check_int8(cfg)
     done = read_json(run.engine_dir(root) / "export.json") or {}
     entries = {a.get("file"): a for a in done.get("artifacts", []) if isinstance(a, dict)}
     files, skipped = _planned(formats, precisions)
@@ -191,8 +234,11 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
     except DeployBenchError as e:
         return StageResult(run.run_id, "export", "failed", str(e), time.perf_counter() - t0)
     job = _Export(run, Path(root), cfg, model, meta, max(1, max_batch), opt_batches)
-    entries = [getattr(job, fmt)(prec) for fmt in ("onnx", *[f for f in formats if f != "onnx"])
-               for prec in precisions]
+    try:
+        entries = [e for fmt in ("onnx", *[f for f in formats if f != "onnx"]) for prec in precisions
+                   for e in getattr(job, fmt)(prec)]
+    finally:
+        job.close()
     failed = [f"{e['file']}: {e['reason']}" for e in entries if e["status"] == "failed"]
     skipped = sorted({f"{e['file']}: {e['reason']}" for e in entries if e["status"] == "skipped"})
     status = "failed" if failed else ("done" if job.built else "skipped")

@@ -1,19 +1,56 @@
-"""ONNX -> OpenVINO IR (model.<prec>.xml/.bin), weights kept as they are in the ONNX file."""
+"""ONNX -> OpenVINO IR (model.<prec>.xml/.bin), and NNCF post-training INT8 quantization of the fp32 model."""
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
+import numpy as np
 
 
-def to_ir(src: Path, xml: Path) -> None:
-    """Convert `src` ONNX to IR at `xml` (+ .bin); compress_to_fp16=False so fp32 stays fp32. Atomic: the .bin
+def save_ir(model, xml: Path) -> None:
+    """Save an ov.Model as IR at `xml` (+ .bin), weights as they are (compress_to_fp16=False). Atomic: the .bin
     is moved in first, the .xml (which marks the pair complete) last."""
     import openvino as ov
 
     xml = Path(xml)
     with tempfile.TemporaryDirectory(dir=xml.parent, prefix=".ir.") as tmpdir:
         tmp_xml = Path(tmpdir) / xml.name
-        ov.save_model(ov.convert_model(str(src)), str(tmp_xml), compress_to_fp16=False)
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
         os.replace(tmp_xml.with_suffix(".bin"), xml.with_suffix(".bin"))
         os.replace(tmp_xml, xml)
+
+
+def to_ir(src: Path, xml: Path) -> None:
+    """Convert `src` ONNX to IR at `xml` (+ .bin), fp32 staying fp32."""
+    import openvino as ov
+
+    save_ir(ov.convert_model(str(src)), xml)
+
+
+def nncf_quantize(src: Path, images: np.ndarray, exclude: list[str] = ()):
+    """NNCF post-training INT8 (preset MIXED: asymmetric activations, symmetric per-channel weights; fast bias
+    correction) of ONNX `src` converted to OpenVINO, calibrated on `images`; layers named in `exclude` (ONNX node
+    names; OpenVINO names a biased convolution `<name>/WithoutBiases`) stay fp32. Raises when nothing was
+    quantized."""
+    import nncf
+    import openvino as ov
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    model = ov.convert_model(str(src))
+    names = {op.get_friendly_name() for op in model.get_ops()}
+    ignored = [n for e in exclude for n in (e, f"{e}/WithoutBiases") if n in names]
+    data = nncf.Dataset([images[i:i + 32] for i in range(0, len(images), 32)])
+    q = nncf.quantize(model, data, preset=nncf.QuantizationPreset.MIXED, subset_size=len(images),
+                      ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
+    if not any(op.get_type_name() == "FakeQuantize" for op in q.get_ops()):
+        raise RuntimeError(f"NNCF quantized no layer of {Path(src).name}")
+    return q
+
+
+def compiled_logits(model, images: np.ndarray) -> np.ndarray:
+    """Logits of an ov.Model on the CPU plugin in f32 inference precision (int8 where quantized), batches of 100."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return np.concatenate([np.asarray(compiled(images[i:i + 100])[0]) for i in range(0, len(images), 100)])

@@ -1,15 +1,19 @@
-"""fp32 ONNX -> INT8 QDQ ONNX by static calibration on real training images.
+"""fp32 ONNX -> INT8 Q/DQ ONNX with ORT's `quantize_static`, calibrated on real training images.
 
-Weights: QInt8 per-channel symmetric; activations: QInt8 symmetric. Symmetric int8 Q/DQ is what TensorRT's
-explicit quantization accepts, and ORT CPU / OpenVINO run it too.
+Two recipes (deploybench.export.int8 says which target each is made for):
+  s8s8: int8 symmetric activations, int8 per-channel symmetric weights (TensorRT's explicit quantization form).
+  u8s8: uint8 asymmetric activations, int8 per-channel symmetric weights (ORT CPU's x86 int8 kernels).
+Calibration ranges depend only on the fp32 graph and the method, so they are cached in a JSON file and shared by
+both recipes and by every re-quantization with layers kept in fp32 (`exclude`).
 """
 from __future__ import annotations
 
+import inspect
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -19,10 +23,14 @@ from .onnx import INPUT
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}
+ACTIVATIONS = {"s8s8": (QuantType.QInt8, True), "u8s8": (QuantType.QUInt8, False)}   # (type, symmetric)
+WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")   # ops whose quantization a fallback can revert
+# ORT releases without a calibration cache re-calibrate on every call (slower, same ranges)
+_CACHE = "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
 
 class _Batches(CalibrationDataReader):
-    def __init__(self, images: np.ndarray, batch_size: int = 16):
+    def __init__(self, images: np.ndarray, batch_size: int = 32):
         self.batches = iter([{INPUT: np.ascontiguousarray(images[i:i + batch_size], dtype=np.float32)}
                              for i in range(0, len(images), batch_size)])
 
@@ -30,22 +38,34 @@ class _Batches(CalibrationDataReader):
         return next(self.batches, None)
 
 
-def quantize_int8(src: Path, dst: Path, images: np.ndarray, method: str = "minmax") -> None:
-    """Statically quantize `src` to QDQ int8 at `dst`, calibrated on `images` (NCHW float32, preprocessed)."""
+def preprocess(src: Path, dst: Path) -> Path:
+    """ORT's quantization pre-processing (shape inference, graph optimization) at `dst`; `src` if it fails."""
     logging.getLogger("root").setLevel(logging.ERROR)   # quant_pre_process / quantize_static chatter
-    with tempfile.TemporaryDirectory() as tmpdir:
-        pre = Path(tmpdir) / "pre.onnx"
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        return Path(dst)
+    except Exception:   # pre-processing is an optimization; quantize the exported graph as it is
+        return Path(src)
+
+
+def quantize_int8(src: Path, dst: Path, images: np.ndarray, method: str = "minmax", recipe: str = "s8s8",
+                  exclude: tuple[str, ...] = (), cache: Path | None = None) -> None:
+    """Statically quantize `src` to Q/DQ `recipe` at `dst`, calibrated on `images` (NCHW float32, preprocessed)
+    or on the ranges cached at `cache`; nodes named in `exclude` stay fp32. Raises when nothing was quantized."""
+    act, symmetric = ACTIVATIONS[recipe]
+    with atomic_path(dst) as tmp:
+        out = tmp.with_suffix(".onnx")
         try:
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        except Exception:   # pre-processing is an optimization; quantize the exported graph as it is
-            pre = Path(src)
-        with atomic_path(dst) as tmp:
-            out = tmp.with_suffix(".onnx")
-            try:
-                quantize_static(str(pre), str(out), _Batches(images), quant_format=QuantFormat.QDQ,
-                                per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                                calibrate_method=METHODS[method],
-                                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
-                out.replace(tmp)
-            finally:
-                out.unlink(missing_ok=True)
+            quantize_static(str(src), str(out), _Batches(images), quant_format=QuantFormat.QDQ, per_channel=True,
+                            weight_type=QuantType.QInt8, activation_type=act, calibrate_method=METHODS[method],
+                            nodes_to_exclude=list(exclude),
+                            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                                           # with layers kept in fp32, a Relu/Clip folded into the range of a
+                                           # Q/DQ that an fp32 layer bypasses would be lost: keep them
+                                           "QDQKeepRemovableActivations": bool(exclude)},
+                            **({"calibration_cache_path": cache} if cache and _CACHE else {}))
+            if not any(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node):
+                raise RuntimeError(f"ORT quantize_static quantized no node of {Path(src).name}")
+            out.replace(tmp)
+        finally:
+            out.unlink(missing_ok=True)

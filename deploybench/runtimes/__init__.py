@@ -21,9 +21,9 @@ def get_runner(name: str) -> type[Runner]:
         raise DeployBenchError(f"unknown runtime '{name}' (known: {', '.join(RUNTIMES)})") from None
 
 
-def runner_supports(name: str, artifact: Artifact) -> tuple[bool, str]:
-    """(ok, reason): whether runtime `name` runs `artifact` (its format and precision)."""
-    return get_runner(name).supports(artifact)
+def runner_supports(name: str, artifact: Artifact, cross_target: bool = False) -> tuple[bool, str]:
+    """(ok, reason): whether runtime `name` runs `artifact` (its format, precision and INT8 target)."""
+    return get_runner(name).supports(artifact, cross_target)
 
 
 __all__ = ["RUNTIMES", "Runner", "get_runner", "runner_supports"]

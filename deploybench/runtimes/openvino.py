@@ -21,6 +21,7 @@ class OpenVinoRunner(Runner):
     """OpenVINO CPU: reads ONNX or IR (.xml); LATENCY hint, one stream, INFERENCE_NUM_THREADS = threads."""
     name = "openvino"
     formats = ("onnx", "openvino")
+    native = "openvino"
     hint = "f32"
 
     @classmethod

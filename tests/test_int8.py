@@ -1,0 +1,164 @@
+"""INT8 made for each target: recipes read back from the graphs, the validation budget in export.json, which
+runtime benches which INT8 file, and a model that cannot be quantized."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from deploybench.config import from_dict
+from deploybench.errors import DeployBenchError
+from deploybench.export import export_run
+from deploybench.io import read_json
+from deploybench.records import Artifact
+from deploybench.runtimes import runner_supports
+
+from conftest import tiny_config_dict
+
+
+@pytest.fixture(scope="module")
+def int8_entries(exported_run):
+    cfg, run = exported_run
+    arts = read_json(run.engine_dir(cfg.root) / "export.json")["artifacts"]
+    return {a["file"]: a for a in arts if a["precision"] == "int8"}
+
+
+def _zero_points(path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(activation zero points of QuantizeLinear nodes, zero points of DequantizeLinear nodes of weights)."""
+    model = onnx.load(str(path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    acts = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    weights = [(inits[n.input[0]], inits[n.input[1]], inits[n.input[2]]) for n in model.graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
+    return acts, weights
+
+
+def test_s8s8_is_symmetric_int8_for_tensorrt(exported_run):
+    cfg, run = exported_run
+    acts, weights = _zero_points(run.engine_dir(cfg.root) / "model.int8.s8s8.onnx")
+    assert acts and weights
+    assert all(z.dtype == np.int8 and not z.any() for z in acts)             # symmetric int8 activations
+    assert all(q.dtype == np.int8 and z.dtype == np.int8 and not z.any() for q, _, z in weights)
+    assert any(s.size > 1 for _, s, _ in weights)                             # per-channel weight scales
+
+
+def test_u8s8_has_uint8_asymmetric_activations(exported_run):
+    cfg, run = exported_run
+    acts, weights = _zero_points(run.engine_dir(cfg.root) / "model.int8.u8s8.onnx")
+    assert acts and all(z.dtype == np.uint8 for z in acts) and any(z.any() for z in acts)
+    assert all(q.dtype == np.int8 and not z.any() for q, _, z in weights)
+
+
+def test_nncf_ir_is_quantized(exported_run):
+    import openvino as ov
+
+    cfg, run = exported_run
+    model = ov.Core().read_model(str(run.engine_dir(cfg.root) / "model.int8.nncf.xml"))
+    assert any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+
+
+def test_export_json_records_recipe_and_budget(exported_run, int8_entries):
+    cfg, run = exported_run
+    want = {"model.int8.s8s8.onnx": ("s8s8-qdq", "tensorrt"), "model.int8.u8s8.onnx": ("u8s8-qdq", "onnxruntime-cpu"),
+            "model.int8.nncf.xml": ("nncf-ptq", "openvino")}
+    assert set(want) <= set(int8_entries)
+    val = min(cfg.export.int8.val_images, cfg.datasets[0].max_val)
+    fp32_nodes = {n.name for n in onnx.load(str(run.engine_dir(cfg.root) / "model.fp32.onnx")).graph.node}
+    for file, (recipe, target) in want.items():
+        e = int8_entries[file]
+        assert e["status"] == "ok" and (e["recipe"], e["target"]) == (recipe, target), e
+        assert e["val_images"] == val and e["seconds"] > 0
+        assert e["val_drop"] == pytest.approx(e["val_top1_fp32"] - e["val_top1_int8"], abs=1e-6)
+        assert e["budget_met"] is (e["val_drop"] <= cfg.export.int8.max_drop)
+        assert bool(e["reason"]) is not e["budget_met"]                       # a missed budget is said
+        assert len(e["fp32_layers"]) <= cfg.export.int8.max_fallbacks
+        assert set(e["fp32_layers"]) <= fp32_nodes, e["fp32_layers"]
+    assert len({e["val_top1_fp32"] for e in int8_entries.values()}) == 1      # one fp32 reference per run
+
+
+def test_fp32_layers_are_not_quantized(exported_run, int8_entries):
+    """A layer export.json lists as kept in fp32 has fp32 weights in the ONNX file; the others int8 weights."""
+    cfg, run = exported_run
+    for file in ("model.int8.s8s8.onnx", "model.int8.u8s8.onnx"):
+        model = onnx.load(str(run.engine_dir(cfg.root) / file))
+        floats = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+        fp32_weights = {n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm") and n.input[1] in floats}
+        kept = set(int8_entries[file]["fp32_layers"])
+        assert kept <= fp32_weights and len(fp32_weights) == len(kept), (kept, fp32_weights)
+
+
+@pytest.mark.parametrize("runtime,target,cross,ok", [
+    ("onnxruntime-cpu", "onnxruntime-cpu", False, True), ("onnxruntime-cpu", "tensorrt", False, False),
+    ("onnxruntime-cpu", "tensorrt", True, True), ("openvino", "onnxruntime-cpu", False, False),
+    ("openvino", "openvino", False, True), ("onnxruntime-trt", "tensorrt", False, True),
+    ("onnxruntime-cuda", "tensorrt", False, True), ("tensorrt", "tensorrt", False, True),
+    ("onnxruntime-cpu", "", False, True),
+])
+def test_each_runtime_benches_the_int8_file_made_for_it(runtime, target, cross, ok):
+    fmt = "tensorrt" if runtime == "tensorrt" else "onnx"
+    got, reason = runner_supports(runtime, Artifact("x", fmt, "int8", target=target), cross)
+    assert got is ok and (ok or reason.startswith(f"made for {target}"))
+    assert runner_supports(runtime, Artifact("x", fmt, "fp32", target=target), cross)[0]   # only INT8 is targeted
+
+
+def test_bench_artifacts_carry_recipe(exported_run):
+    from deploybench.bench.stage import _artifacts
+
+    cfg, run = exported_run
+    arts = {a.path.rsplit("/", 1)[-1]: a for a in _artifacts(run.run_id, cfg.root)}
+    assert (arts["model.int8.u8s8.onnx"].recipe, arts["model.int8.u8s8.onnx"].target) == ("u8s8-qdq", "onnxruntime-cpu")
+    assert arts["model.fp32.onnx"].recipe == "" and arts["model.fp32.onnx"].target == ""
+
+
+def test_int8_config_is_typed_and_checked(tmp_path):
+    cfg = from_dict(tiny_config_dict(tmp_path, export={"int8": {"max_drop": 0.5, "try_methods": ["entropy"]}}))
+    assert cfg.export.int8.max_drop == 0.5 and cfg.export.int8.val_images == 500
+    with pytest.raises(DeployBenchError, match="export.int8.max_dorp"):
+        from_dict(tiny_config_dict(tmp_path, export={"int8": {"max_dorp": 1}}))
+
+
+def test_unknown_try_method(tiny_cfg, trained_run):
+    import dataclasses
+
+    _, run = trained_run
+    bad = dataclasses.replace(tiny_cfg.export, int8=dataclasses.replace(tiny_cfg.export.int8, try_methods=["mse"]))
+    with pytest.raises(DeployBenchError, match="export.int8.try_methods: unknown 'mse'"):
+        export_run(run, tiny_cfg.root, bad, precisions=["int8"])
+
+
+def _unquantizable(path, classes: int) -> None:
+    """A real ONNX model with nothing ORT or NNCF quantizes: max of the image, broadcast to every class."""
+    nodes = [helper.make_node("ReduceMax", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Unsqueeze", ["m", "one"], ["m1"]),
+             helper.make_node("Expand", ["m1", "shape"], ["logits"])]
+    graph = helper.make_graph(
+        nodes, "flat", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", 3, None, None])],
+        [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", classes])],
+        [numpy_helper.from_array(np.array([1], np.int64), "one"),
+         numpy_helper.from_array(np.array([1, classes], np.int64), "shape")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+
+
+def test_unquantizable_model_fails_that_artifact_only(tmp_path, trained_run, monkeypatch):
+    """Every INT8 artifact of a model neither ORT nor NNCF can quantize is `failed` with the reason; the fp32
+    artifacts are kept, and export reads training and validation images only (never the test split)."""
+    import deploybench.data
+
+    cfg, run = trained_run
+    shutil.copytree(run.ckpt_dir(cfg.root), run.ckpt_dir(tmp_path))
+    assert export_run(run, tmp_path, cfg.export, formats=["onnx"], precisions=["fp32"]).status == "done"
+    out = run.engine_dir(tmp_path)
+    _unquantizable(out / "model.fp32.onnx", read_json(run.ckpt_dir(tmp_path) / "meta.json")["num_classes"])
+    splits, load = [], deploybench.data.load_array
+    monkeypatch.setattr(deploybench.data, "load_array", lambda ds, split, **kw: splits.append(split) or load(ds, split, **kw))
+    res = export_run(run, tmp_path, cfg.export, formats=["onnx", "openvino"], precisions=["fp32", "int8"])
+    arts = {a["file"]: a for a in read_json(out / "export.json")["artifacts"]}
+    assert res.status == "failed"
+    for file in ("model.int8.s8s8.onnx", "model.int8.u8s8.onnx", "model.int8.nncf.xml"):
+        assert arts[file]["status"] == "failed" and "quantized no" in arts[file]["reason"], arts[file]
+        assert file in res.reason and not (out / file).exists()
+    assert arts["model.fp32.onnx"]["status"] == "ok" and arts["model.fp32.xml"]["status"] == "ok"
+    assert set(splits) == {"train", "val"}
