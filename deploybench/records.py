@@ -6,7 +6,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from .config import BackboneConfig, DatasetConfig, TrainConfig
 
