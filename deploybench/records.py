@@ -6,7 +6,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from .config import BackboneConfig, DatasetConfig, TrainConfig
 
@@ -24,8 +23,11 @@ COLUMNS = [
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
     "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
-    "profile_path",
+    "profile_path", "compute_precision", "accuracy_images",
 ]
+# A row losing more than this many top-1 points vs the run's torch fp32 reference gets `accuracy_flag`; the report
+# flags the same rows. The one definition both use.
+ACC_DROP_PT = 1.0
 
 
 TRAIN_NOT_MODEL = {"num_workers"}
@@ -90,7 +92,6 @@ class Artifact:
     format: str                 # pytorch | onnx | openvino | tensorrt
     precision: str              # precision the artifact carries: fp32 | fp16 | int8
     run_id: str = ""
-    parity: Optional[dict] = None   # max_rel_err, median_rel_err, top1_agree, top1_delta (vs torch fp32)
     recipe: str = ""            # int8 recipe: s8s8-qdq | u8s8-qdq | nncf-ptq ("" for fp32/fp16)
     target: str = ""            # runtime the artifact is made for ("" = any)
 

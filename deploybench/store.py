@@ -17,11 +17,11 @@ from .records import COLUMNS
 KEY = ("run_id", "artifact", "runtime", "batch_size", "threads", "device_fingerprint")
 WILDCARD = ("artifact", "batch_size")   # None in a failed/skipped row: it stood for any artifact/batch of its run
 _INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "latency_executions", "image_size",
-            "noisy"}
+            "noisy", "accuracy_images"}
 _TEXT = {"run_id", "backbone", "dataset", "domain", "artifact", "format", "runtime", "precision", "device",
          "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name",
          "accuracy_flag", "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
-         "profile_path"}
+         "profile_path", "compute_precision"}
 _BOOL = {"pretrained", "noisy"}
 TYPES = {c: "INTEGER" if c in _INTEGER else "TEXT" if c in _TEXT else "REAL" for c in COLUMNS}
 _MATCH = " AND ".join(f"{k} IS ?" for k in KEY)   # IS: NULL-safe equality (threads=None means all cores)

@@ -68,13 +68,12 @@ def test_rows_complete_and_sensible(bench_rows, exported_run):
         assert r["latency_executions"] == cfg.bench.latency.executions == 2
         assert r["scenario"] == ("single-stream" if r["batch_size"] == 1 else "offline")
         assert r["params_m"] > 0 and r["gmacs"] > 0 and r["created_at"].endswith("+00:00")
-        assert r["top1_delta_vs_torch_fp32"] is not None
+        assert r["top1_delta_vs_torch_fp32"] is not None and r["accuracy_images"] == cfg.bench.accuracy_images
         assert r["accuracy_flag"] == ("drop>1pt" if r["top1_delta_vs_torch_fp32"] < -1 else None)
         assert r["efficiency"] is None or 0 < r["efficiency"] < 5
-        if r["runtime"] == "torch":
-            assert r["top1_delta_vs_torch_fp32"] == 0 and r["parity_max_rel_err"] is None
-        else:
-            assert r["parity_max_rel_err"] is not None
+        assert r["parity_max_rel_err"] is not None and 0 <= r["parity_top1_agree"] <= 1
+        if r["runtime"] == "torch":                              # measured against the reference, not assumed
+            assert r["top1_delta_vs_torch_fp32"] == 0 and r["parity_max_rel_err"] < 1e-4
     fp32 = [r for r in ok if r["artifact"] == "model.fp32.onnx"]
     assert len({r["top1"] for r in fp32}) == 1                  # accuracy computed once per pair, reused
 
@@ -141,7 +140,7 @@ def _worker(exported_run, tmp_path, timeout_s=120.0):
     np.save(tmp_path / "acc_x.npy", x)
     np.save(tmp_path / "acc_y.npy", np.zeros(20, dtype=np.int64))
     art = {"path": str(run.engine_dir(cfg.root) / "model.fp32.onnx"), "format": "onnx", "precision": "fp32",
-           "run_id": run.run_id, "parity": None}
+           "run_id": run.run_id}
     spec = {"artifact": art, "meta": {}, "runtime": "onnxruntime-cpu", "threads": 1, "batch_size": 1,
             "latency": dataclasses.asdict(cfg.bench.latency), "inputs": str(tmp_path / "inputs.npy"),
             "accuracy": {"x": str(tmp_path / "acc_x.npy"), "y": str(tmp_path / "acc_y.npy")}, "options": {}}
@@ -200,7 +199,9 @@ def test_worker_killed_between_executions_is_a_failure_with_reason(exported_run,
 
 def test_worker_timeout_becomes_failed_row(exported_run, tmp_path):
     cfg, run = _engine_copy(exported_run, tmp_path, corrupt=False)
-    rows = bench_run(run, tmp_path, cfg.bench, runtimes=["onnxruntime-cpu"], batch_sizes=[1], timeout_s=0.3)
+    # 0.05 s is below the worker's own start-up (interpreter and imports, ~0.25 s); an idle machine prepares this
+    # tiny model in ~0.3 s, so a 0.3 s limit raced
+    rows = bench_run(run, tmp_path, cfg.bench, runtimes=["onnxruntime-cpu"], batch_sizes=[1], timeout_s=0.05)
     assert [r["status"] for r in rows] == ["failed"] and "timed out" in rows[0]["status_reason"]
 
 
@@ -214,4 +215,5 @@ def test_in_process_mode_and_bring_your_own_onnx(exported_run, tmp_path):
     assert [(r["status"], r["precision"], r["batch_size"]) for r in rows] == [("ok", "fp32", 2)]
     r = rows[0]
     assert r["top1"] is None and r["device"] == "cpu-1t" and r["device_fingerprint"] == fingerprint("cpu-1t")
+    assert r["parity_max_rel_err"] is None and r["top1_delta_vs_torch_fp32"] is None   # no torch reference
     assert r["latency_ms_p50"] > 0 and r["image_size"] == size and list(r) == COLUMNS

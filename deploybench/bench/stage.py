@@ -7,17 +7,21 @@ there are cores), then each waits, blocked and idle, for its turn in every round
 a time, with an arg list, OMP_NUM_THREADS and a timeout per execution (worker.ProcessWorker); a crash or timeout
 becomes a `failed` row carrying the reason (the worker's own error, else the stderr tail). Idle workers keep their model loaded: on a target short
 of memory, set `executions: 1` (one execution per process, nothing kept alive).
-Accuracy is computed once per artifact x runtime, in the first worker of that pair (batch sizes run largest
-first), through that worker's runner at its batch size, and reused for the pair's other batch-size rows.
+Accuracy and parity are computed once per artifact x runtime, in the first worker of that pair (batch sizes run
+largest first), through that worker's runner at its batch size, and reused for the pair's other batch-size rows.
+Parity (parity_*) compares that runner's logits with the run's torch fp32 reference on the same test images
+(reference.py, computed once per run and kept with it); top1_delta_vs_torch_fp32 = row top-1 - reference top-1, and
+accuracy_flag marks a drop beyond records.ACC_DROP_PT, whatever runtimes the call measures. Bring-your-own ONNX
+(bench_model) has no torch reference: its parity and delta stay None.
 Resume: configurations whose store.key_of is in `existing` (store.ResultStore.keys) are not run again. Rows carry
 the call's id (`bench_call`) and each execution's p50 in round order, for paired comparisons (report.aggregate).
 Device name and fingerprint are those of the processor the runtime computes on (CPU or GPU).
-top1_delta_vs_torch_fp32 is relative to the torch row of the same call.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import secrets
 import tempfile
 from datetime import datetime, timezone
@@ -32,12 +36,15 @@ from ..io import read_json
 from ..records import COLUMNS, Artifact, RunSpec
 from ..store import key_of
 from . import device as dev
+from . import reference
+from .accuracy import accuracy_flag
 from .latency import pool_results
 from .probe import device_peak, efficiency
 from .profile import profile_jobs
 from .worker import LocalWorker, ProcessWorker
 
 GPU_RUNTIMES = ("onnxruntime-cuda", "onnxruntime-trt", "tensorrt")
+log = logging.getLogger(__name__)
 
 
 def _size_mb(path: Path) -> Optional[float]:
@@ -59,10 +66,11 @@ class _Ctx:
     fingerprint: str
     threads: int
     existing: set
-    workdir: Path            # temp folder with inputs.npy, acc_x.npy, acc_y.npy
+    workdir: Path            # temp folder with inputs.npy, acc_x.npy, acc_y.npy, and ref_logits.npy with a reference
     has_accuracy: bool
     timeout_s: float
     peaks: Optional[dict] = None
+    ref_top1: Optional[float] = None   # the run's torch fp32 top-1 on the accuracy images (None: no reference)
     cpu_label: Optional[tuple] = None   # (name, fingerprint) for CPU runtimes; None: device/fingerprint for all
     call: str = dataclasses.field(default_factory=lambda: f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-"
                                                           f"{secrets.token_hex(4)}")
@@ -85,13 +93,10 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
     row = dict.fromkeys(COLUMNS)
     row.update({k: meta.get(k) for k in ("run_id", "backbone", "dataset", "domain", "fraction", "seed",
                                          "pretrained", "params_m", "gmacs", "image_size")})
-    parity = artifact.parity or {}
     name, fp = ctx.label(runtime)
     row.update(artifact=Path(artifact.path).name, format=artifact.format, runtime=runtime,
                precision=artifact.precision, device=name, device_fingerprint=fp, bench_call=ctx.call,
                batch_size=batch_size, threads=ctx.threads, size_mb=_size_mb(Path(artifact.path)),
-               parity_max_rel_err=parity.get("max_rel_err"), parity_top1_agree=parity.get("top1_agree"),
-               parity_median_rel_err=parity.get("median_rel_err"),
                scenario=None if batch_size is None else ("single-stream" if batch_size == 1 else "offline"),
                created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=dev.versions(),
                config_name=config_name, recipe=artifact.recipe or None)
@@ -102,8 +107,7 @@ def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
     """Row from the executions of one configuration: latency pooled (stats.pool), memory from the first."""
     lat = pool_results([o["latency"] for o in outs], ctx.cfg.latency.noisy_cv)
     s, first = lat["summary"], outs[0]
-    row.update(status="ok", status_reason=None, precision=first.get("precision") or row["precision"],
-               latency_ms_mean=s["mean"], latency_ms_p50=s["p50"], latency_ms_p90=s["p90"],
+    row.update(status="ok", status_reason=None, latency_ms_mean=s["mean"], latency_ms_p50=s["p50"], latency_ms_p90=s["p90"],
                latency_ms_p95=s["p95"], latency_ms_p99=s["p99"], latency_ms_p50_ci_low=s["ci_low"],
                latency_ms_p50_ci_high=s["ci_high"], latency_cv=s["cv"], latency_ms_std=s["std"],
                latency_ms_min=s["min"], latency_ms_max=s["max"], latency_count=s["count"],
@@ -113,7 +117,7 @@ def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
                peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"),
                peak_device_mem_method=first.get("peak_device_mem_method"))
     row["efficiency"] = efficiency(row["gmacs"], row["batch_size"], s["p50"], ctx.peak(row["runtime"]),
-                                   row["precision"])
+                                   first.get("compute_precision") or row["precision"])
     return row
 
 
@@ -130,10 +134,12 @@ class _Job:
 
 
 def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
-    return {"artifact": dataclasses.asdict(job.artifact) | {"parity": None}, "meta": meta, "runtime": job.runtime,
+    ref = str(ctx.workdir / "ref_logits.npy") if ctx.ref_top1 is not None else None
+    return {"artifact": dataclasses.asdict(job.artifact), "meta": meta, "runtime": job.runtime,
             "threads": ctx.cfg.threads, "batch_size": job.batch_size, "latency": dataclasses.asdict(ctx.cfg.latency),
             "inputs": str(ctx.workdir / "inputs.npy"),
-            "accuracy": {"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy")} if accuracy else None,
+            "accuracy": {"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy"),
+                         "reference": ref} if accuracy else None,
             "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and job.runtime == "tensorrt" else {}}
 
 
@@ -178,7 +184,7 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
                 if out["status"] != "ok":
                     job.error = out["reason"] if repeats == 1 else f"execution {rnd + 1} of {repeats}: {out['reason']}"
                 elif "top1" in out:
-                    acc[pair] = {"top1": out["top1"], "top5": out["top5"]}
+                    acc[pair] = _accuracy_cols(out)
                 job.outs.append(out)
                 if job.error or rnd == repeats - 1:
                     job.worker.close()
@@ -192,7 +198,16 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
             job.row.update(status="failed", status_reason=job.error)
             continue
         _fill(job.row, job.outs, ctx)
-        job.row.update(acc.get((job.artifact.path, job.runtime), {}))
+        job.row.update(acc.get((job.artifact.path, job.runtime), {}),
+                       compute_precision=job.outs[0].get("compute_precision"))
+
+
+def _accuracy_cols(out: dict) -> dict:
+    """Row columns from a worker's accuracy pass: top-1/5, its image count, parity vs the torch fp32 reference."""
+    parity = out.get("parity") or {}
+    return {"top1": out["top1"], "top5": out["top5"], "accuracy_images": out["accuracy_images"],
+            "parity_max_rel_err": parity.get("max_rel_err"), "parity_median_rel_err": parity.get("median_rel_err"),
+            "parity_top1_agree": parity.get("top1_agree")}
 
 
 def _plan(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_sizes: list[int],
@@ -216,20 +231,19 @@ def _plan(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_
     return rows, jobs
 
 
-def _finish(rows: list[dict]) -> list[dict]:
-    """top1_delta_vs_torch_fp32 and accuracy_flag from the torch fp32 row of the same run."""
-    ref = {r["run_id"]: r["top1"] for r in rows
-           if r["runtime"] == "torch" and r["precision"] == "fp32" and r["top1"] is not None}
+def _finish(rows: list[dict], ref_top1: Optional[float]) -> list[dict]:
+    """top1_delta_vs_torch_fp32 and accuracy_flag of every row with a top-1, against the run's torch fp32 reference
+    (same images)."""
     for r in rows:
-        if r["top1"] is not None and r["run_id"] in ref:
-            r["top1_delta_vs_torch_fp32"] = round(r["top1"] - ref[r["run_id"]], 4)
-            r["accuracy_flag"] = "drop>1pt" if r["top1_delta_vs_torch_fp32"] < -1.0 else None
+        if r["top1"] is not None and ref_top1 is not None:
+            r["top1_delta_vs_torch_fp32"] = round(r["top1"] - ref_top1, 4)
+            r["accuracy_flag"] = accuracy_flag(r["top1_delta_vs_torch_fp32"])
     return rows
 
 
 def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig, runtimes, batch_sizes,
              existing, device, data: tuple, config_name, timeout_s) -> list[dict]:
-    """data = (inputs (n, C, H, W), acc_x or None, acc_y or None)."""
+    """data = (inputs (n, C, H, W), acc_x or None, acc_y or None, reference.ensure's dict for acc_x or None)."""
     from ..runtimes import get_runner
 
     threads = cfg.threads or dev.device_info()["cores"]
@@ -246,9 +260,13 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
         if data[1] is not None:
             np.save(tmpdir / "acc_x.npy", np.ascontiguousarray(data[1], dtype=np.float32))
             np.save(tmpdir / "acc_y.npy", np.asarray(data[2], dtype=np.int64))
+        ref = data[3]
+        if ref is not None:
+            np.save(tmpdir / "ref_logits.npy", ref["logits"])
         ctx = _Ctx(Path(root), cfg, dev.device_name(device, "gpu"), dev.fingerprint(device, "gpu"), threads,
                    set(existing), tmpdir, data[1] is not None, timeout,
-                   cpu_label=(dev.device_name(device, "cpu"), dev.fingerprint(device, "cpu")))
+                   cpu_label=(dev.device_name(device, "cpu"), dev.fingerprint(device, "cpu")),
+                   ref_top1=None if ref is None else ref["top1"])
         jobs: list[_Job] = []
         for rt in runtimes or cfg.runtimes:
             arts = get_runner(rt).deployable(artifacts, cfg.cross_target_int8)
@@ -257,7 +275,7 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
             jobs += rt_jobs
         _execute_rounds(jobs, meta, ctx)
         profile_jobs(jobs, meta, ctx)
-    return _finish(rows)
+    return _finish(rows, ctx.ref_top1)
 
 
 def _no_artifact(runtime: str, meta: dict, ctx: _Ctx, config_name: Optional[str]) -> list[dict]:
@@ -281,7 +299,7 @@ def _artifacts(run_id: str, root: Path) -> list[Artifact]:
     for a in exp.get("artifacts", []):
         if a.get("status") == "ok":
             arts.append(Artifact(str(Path(root) / "engines" / run_id / a["file"]), a["format"], a["precision"],
-                                 run_id, a.get("parity"), a.get("recipe", ""), a.get("target", "")))
+                                 run_id, recipe=a.get("recipe", ""), target=a.get("target", "")))
     return arts
 
 
@@ -300,8 +318,11 @@ def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_s
                       limit=cfg.accuracy_images)
     if len(X) == 0:
         raise DeployBenchError(f"dataset '{run.dataset.name}': the test split is empty")
+    ref, seconds = reference.ensure(run.ckpt_dir(root), meta, X, y)
+    if seconds is not None:
+        log.info("%s: torch fp32 reference on %d test images computed in %.1f s", run.run_id, len(y), seconds)
     return _run_all(_artifacts(run.stored_id(root), root), meta, root, cfg, runtimes, batch_sizes, existing, device,
-                    (X[:max(batch_sizes or cfg.batch_sizes)], X, y), config_name, timeout_s)
+                    (X[:max(batch_sizes or cfg.batch_sizes)], X, y, ref), config_name, timeout_s)
 
 
 def _onnx_info(path: Path) -> tuple[str, Optional[int]]:
@@ -361,4 +382,4 @@ def bench_model(onnx_path: Path, input_size: tuple = (3, 224, 224), mean=(0.485,
     art = Artifact(str(path), "onnx", precision, meta["run_id"])
     runtimes = [r for r in (runtimes or cfg.runtimes) if r != "torch"]
     return _run_all([art], meta, Path(root) if root else Path.cwd(), cfg, runtimes, batch_sizes, frozenset(),
-                    device, (inputs, acc_x, acc_y), None, None)
+                    device, (inputs, acc_x, acc_y, None), None, None)

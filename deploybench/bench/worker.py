@@ -5,7 +5,8 @@ Both sides of the protocol live here: `Session`/`serve` in the worker, `ProcessW
 
 SPEC: {"artifact": {path, format, precision, run_id}, "meta": {...}, "runtime", "threads", "batch_size",
 "latency": LatencyConfig fields, "inputs": images.npy (real test images, tiled up to batch_size),
-"accuracy": {"x": X.npy, "y": y.npy} or null, "options": runner options}.
+"accuracy": {"x": X.npy, "y": y.npy, "reference": logits.npy (the run's torch fp32 logits on X) or null} or null,
+"options": runner options}.
 
 The process opens the runner once and prepares: one inference, then peak RSS (VmHWM, see memory.py), read before
 the accuracy pass so the test split (memory-mapped) does not count toward the deployment footprint, then accuracy
@@ -17,10 +18,12 @@ each line on stdin is an OUT.json path; the worker runs one execution (warm-up +
 there atomically and answers "done". EOF on stdin, or a failed execution, ends it. Between executions the process
 sits blocked on stdin while the driver measures other configurations (stage.py interleaves them). The first
 execution's OUT carries what preparing measured.
-OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "latency" (LatencyResult.as_dict, samples included),
-"seconds", and on the first: "load_s", "peak_host_mem_mb", "peak_device_mem_mb", "peak_device_mem_method" (GPU
-runners: device-level used-memory delta around load and run, see memory.DeviceMemProbe), "options_used" (the
-runner's, e.g. the TensorRT profile that ran), "top1", "top5", "accuracy_images"} or {"status": "failed", "reason"}.
+OUT.json: {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "compute_precision",
+"latency" (LatencyResult.as_dict, samples included), "seconds", and on the first: "load_s", "peak_host_mem_mb",
+"peak_device_mem_mb", "peak_device_mem_method" (GPU runners: device-level used-memory delta around load and run,
+see memory.DeviceMemProbe), "options_used" (the runner's, e.g. the TensorRT profile that ran), "top1", "top5",
+"accuracy_images", "parity" (accuracy.parity_stats of this runner's logits against the reference, when there is
+one)} or {"status": "failed", "reason"}.
 """
 from __future__ import annotations
 
@@ -92,7 +95,7 @@ class Session:
 
     def prepare(self) -> None:
         """Untimed: memory after load (before the accuracy pass), then accuracy; reported by the first execution."""
-        from .accuracy import evaluate
+        from .accuracy import evaluate, parity_stats
         from .memory import peak_host_mem_mb
 
         used = getattr(self.runner, "options_used", None)     # copied before accuracy's partial batch changes it
@@ -102,8 +105,10 @@ class Session:
         acc = self.spec.get("accuracy")
         if acc:
             X, y = np.load(acc["x"], mmap_mode="r"), np.load(acc["y"])
-            self.first["top1"], self.first["top5"] = evaluate(self.runner, X, y, int(self.spec["batch_size"]))
-            self.first["accuracy_images"] = int(len(y))
+            scores = evaluate(self.runner, X, y, int(self.spec["batch_size"]))
+            self.first.update(top1=scores.top1, top5=scores.top5, accuracy_images=int(len(y)))
+            if acc.get("reference"):
+                self.first["parity"] = parity_stats(scores.logits, np.load(acc["reference"]))
 
     def execute(self) -> dict:
         """One execution: latency (+ what `prepare` measured, and GPU memory, on the first)."""
@@ -117,7 +122,7 @@ class Session:
         res = measure(lambda: runner.infer(self.batch), LatencyConfig(**self.spec["latency"]),
                       device_time=lambda: runner.device_time_ms, batch_size=bs)
         out = {"status": "ok", "execution": self.executions, "started_ns": started_ns, "precision": runner.precision,
-               "latency": res.as_dict()}
+               "compute_precision": getattr(runner, "compute_precision", None), "latency": res.as_dict()}
         if self.executions == 0:
             out.update(self.first)
             if self.mem:      # device-level used-memory delta around load, accuracy and this timed phase
@@ -184,11 +189,19 @@ class ProcessWorker:
         self.proc = subprocess.Popen([sys.executable, "-m", "deploybench.bench.worker", str(spec_path)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
         self._ready: Optional[bool] = None
+        self.timed_out: Optional[str] = None
 
     def wait_ready(self) -> None:
-        """Block until the worker has loaded and prepared (or ended); a hang is caught by the next execute()."""
+        """Block until the worker has loaded and prepared (or ended). One that does not answer within the timeout
+        is killed, so that its late "ready" is never taken for the answer to an execution."""
         if self._ready is None:
-            self._ready = bool(_wait_line(self.proc.stdout.fileno(), self.timeout_s))
+            got = _wait_line(self.proc.stdout.fileno(), self.timeout_s)
+            self._ready = bool(got)
+            if got is None:
+                self.proc.kill()
+                self.proc.wait()
+                self.timed_out = f"worker timed out after {self.timeout_s:.0f} s while loading and preparing; " \
+                                 f"{self._tail()}"
 
     def _tail(self) -> str:
         self.stderr.flush()
@@ -198,6 +211,8 @@ class ProcessWorker:
 
     def execute(self) -> dict:
         self.wait_ready()
+        if self.timed_out:
+            return {"status": "failed", "reason": self.timed_out}
         out_path = self.workdir / f"{self.tag}.{self.n}.out.json"
         self.n += 1
         try:

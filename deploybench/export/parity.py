@@ -1,10 +1,6 @@
 """Parity of an artifact against the PyTorch fp32 model, measured through the artifact's runner.
 
-Definitions (per sample i, artifact logits a_i, PyTorch fp32 logits b_i):
-  rel_err_i = max_j |a_ij - b_ij| / max_j |b_ij|   (error relative to the largest reference logit)
-  max_rel_err = max_i rel_err_i;  median_rel_err = median_i rel_err_i
-  top1_agree  = fraction of samples whose arg-max class is the same
-  top1_delta  = (artifact top-1 - PyTorch top-1) on the labelled images, in percentage points
+The metrics (`parity_stats`) are defined in bench/accuracy.py, which the bench workers share without torch.
 """
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..bench.accuracy import parity_stats
 from ..records import Artifact
 from ..runtimes import get_runner
 
@@ -29,18 +26,6 @@ def torch_logits(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     model = model.float().eval()
     with torch.inference_mode():
         return batched(lambda x: model(torch.from_numpy(np.ascontiguousarray(x))).float().numpy(), images)
-
-
-def parity_stats(logits: np.ndarray, ref: np.ndarray, labels: Optional[np.ndarray] = None) -> dict:
-    """The metrics of the module docstring for `logits` against reference `ref`."""
-    a, b = np.asarray(logits, np.float64), np.asarray(ref, np.float64)
-    rel = np.abs(a - b).max(axis=1) / np.maximum(np.abs(b).max(axis=1), 1e-12)
-    top_a, top_b = a.argmax(1), b.argmax(1)
-    delta = None
-    if labels is not None:
-        delta = float(((top_a == labels).mean() - (top_b == labels).mean()) * 100.0)
-    return {"max_rel_err": float(rel.max()), "median_rel_err": float(np.median(rel)),
-            "top1_agree": float((top_a == top_b).mean()), "top1_delta": delta, "images": int(len(a))}
 
 
 def artifact_parity(artifact: Artifact, meta: dict, images: np.ndarray, ref: np.ndarray,

@@ -15,13 +15,13 @@ from collections import defaultdict
 from typing import Iterable, Optional
 
 from ..bench.stats import Ratio, ratio_ci
+from ..records import ACC_DROP_PT
 
 GROUP = ("device_fingerprint", "backbone", "pretrained", "setup", "dataset", "fraction", "image_size",
          "accuracy_images", "artifact", "recipe", "format", "runtime", "precision", "threads", "batch_size")
 CONFIG = tuple(k for k in GROUP if k != "batch_size")
 DISTINGUISH = ("threads", "setup", "image_size", "accuracy_images", "recipe", "fraction")   # said when they differ
 TIERS = ("Best", "Better", "Good")
-ACC_DROP_PT = 1.0          # flag rows losing more than this many top-1 points vs torch fp32
 PARITY_MIN_AGREE = 0.99    # flag artifacts whose top-1 agrees with torch fp32 on fewer images than this
 CI_MAX_REL = 0.10          # flag a p50 whose 95 % CI reaches further than this fraction of it
 
