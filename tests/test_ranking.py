@@ -168,10 +168,22 @@ def test_run_id_compatibility_lookup(tmp_path):
     run = _run()
     assert run.ckpt_dir(tmp_path).name == run.run_id
     (tmp_path / "checkpoints" / run.legacy_run_id).mkdir(parents=True)    # a workdir of an older version
+    (tmp_path / "checkpoints" / run.legacy_run_id / "meta.json").write_text("{}")
     assert run.legacy_run_id != run.run_id
     assert run.ckpt_dir(tmp_path).name == run.engine_dir(tmp_path).name == run.legacy_run_id
-    (tmp_path / "checkpoints" / run.run_id).mkdir()
+    (tmp_path / "checkpoints" / run.run_id).mkdir()                      # a log-only folder does not hide it
+    assert run.ckpt_dir(tmp_path).name == run.legacy_run_id
+    (tmp_path / "checkpoints" / run.run_id / "meta.json").write_text("{}")
     assert run.ckpt_dir(tmp_path).name == run.run_id
+
+
+def test_legacy_run_id_is_the_0_1_hash():
+    """The id 0.1 gave the quickstart's lite0 run (its checkpoints/ folder name), from 0.1's config fields."""
+    from deploybench.config import load_config
+    from deploybench.sweep.plan import plan
+
+    assert plan(load_config("configs/quickstart.yaml"))[0].legacy_run_id == \
+        "efficientnet_lite0-fashion-mnist-f1-s0-b6927a52"
 
 
 def test_device_label_per_runtime_kind():

@@ -250,7 +250,7 @@ def test_report_on_real_bench_rows(tmp_path, exported_run):
     assert len(store.rows()) == len(rows)
     paths = write_report(store, tmp_path / "reports", cfg)
     md = paths["markdown"].read_text()
-    assert "★" in md and rows[0]["backbone"] in md and "| onnxruntime-cpu | model.int8.onnx | int8 |" in md
+    assert "★" in md and rows[0]["backbone"] in md and "| onnxruntime-cpu | model.int8.u8s8.onnx | int8 |" in md
     assert "<script src=" not in paths["html"].read_text()
     assert paths["plot:accuracy_vs_latency"].stat().st_size > 10_000
     sel = select(store.rows(), max_latency_ms=1e6)
