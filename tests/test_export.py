@@ -78,7 +78,7 @@ def test_parity_thresholds(manifest, fmt, fp16_sensitivity):
     assert 0 < fp16["max_rel_err"] < max(1e-2, 2 * fp16_sensitivity) and fp16["top1_agree"] >= 0.9
     # a 2-epoch 32 px model has near-tied logits, so agreement on 16 images is loose (test_int8.py: the budget)
     for int8 in (arts[f]["parity"] for f in i8):
-        assert 0 < int8["max_rel_err"] and int8["top1_agree"] >= 0.6
+        assert 0 < int8["max_rel_err"] and int8["top1_agree"] >= 0.4
     assert fp32["median_rel_err"] <= fp32["max_rel_err"]
 
 

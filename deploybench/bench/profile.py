@@ -127,7 +127,7 @@ def profile_configuration(runtime: str, artifact, meta: dict, batch_size: int, t
 
     out_path = Path(out_path)
     spec_path = out_path.with_name(out_path.name + ".spec.json")
-    write_json(spec_path, {"runtime": runtime, "artifact": dataclasses.asdict(artifact) | {"parity": None},
+    write_json(spec_path, {"runtime": runtime, "artifact": dataclasses.asdict(artifact),
                            "meta": meta, "batch_size": batch_size, "threads": threads, "inputs": str(inputs),
                            "out": str(out_path)})
     env = dict(os.environ, OMP_NUM_THREADS=str(threads or os.cpu_count()))
