@@ -1,10 +1,11 @@
 """Pick the faster tensor memory format (channels_last or contiguous NCHW) for one model on this device, measured.
 
 channels_last lets oneDNN (CPU) and cuDNN run convolutions without layout reorders; whether that pays depends on
-the model, the image size and the device (measured here: tf_efficientnet_lite0 at 56 px trains 1.8x faster in
-channels_last on a 2-core AVX-512 Xeon). So it is timed per model, not assumed: a few forward(+backward) passes
-in each format, interleaved, on a real batch. Weights, BatchNorm statistics, gradients and RNG state are restored,
-so the probe leaves no trace on training.
+the model, the image size and the device, so it is timed per model, not assumed: a few passes in each format,
+interleaved, on a real batch, restoring weights, BatchNorm statistics, gradients and RNG state. The torch runtime
+uses it for inference (outputs match NCHW to fp32 noise). Training stays NCHW: on the quickstart's lite0,
+channels_last trained 2x faster but to 10 points lower val top-1 (BatchNorm gradients differ between the layouts
+on this CPU with torch 2.14); benchmarks/finetune_speed.py measures both.
 """
 from __future__ import annotations
 

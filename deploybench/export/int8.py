@@ -17,7 +17,7 @@ NNCF `ignored_scope`), one more per step (each step a real re-quantization measu
 `max_fallbacks`. The search stops when the drop plus one paired standard error is within `max_drop` (500
 validation images leave about 1 pt of noise on a top-1 difference; without the margin, budgets met on validation
 missed by 1-3 pt on test); `budget_met` is the drop itself within `max_drop`. Recipes of one run share their
-sensitivity: a recipe starts its search at the number of fp32 layers the previous recipe needed (one build
+sensitivity: an ONNX recipe starts its search at the number of fp32 layers the previous one needed (one build
 instead of up to max_fallbacks + 1 when they agree, as they mostly do), then tries more layers, then fewer. A budget still missed is recorded
 (`budget_met` false, `reason`), never hidden.
 Ranking, once per run: each quantized Conv/Gemm/MatMul of the U8S8 graph alone quantized inside the fp32 model,
@@ -146,6 +146,7 @@ class Int8Job:
             models[tuple(exclude)] = nncf_quantize(self.src, self.calib, exclude)
             return compiled_logits(models[tuple(exclude)], self.x)
 
+        self.warm = 0      # NNCF's graph and ranges differ from ORT's: its own search, from 0
         method, kept, logits = self._search(["nncf"], build)
         save_ir(models[tuple(kept)], dst)
         return self._report("nncf", method, kept, logits)

@@ -22,7 +22,6 @@ from ..io import read_json, write_json, write_text
 from ..records import RunSpec, StageResult
 from . import checkpoint as ck
 from .heads import freeze_all_but_head, freeze_batchnorm_stats
-from ..backbones.memory_format import FORMATS, pick_memory_format
 
 
 def finetune_run(run: RunSpec, root: Path, *, progress: bool = True) -> StageResult:
@@ -118,7 +117,6 @@ class Trainer:
             if step >= steps:
                 break
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            x = x.contiguous(memory_format=FORMATS[self.memory_format])
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 logits = self.model(x)
                 loss = self.criterion(logits, y)
@@ -140,7 +138,6 @@ class Trainer:
         loss_sum, correct, seen = 0.0, 0, 0
         for x, y in self.val_loader:
             x, y = x.to(self.device), y.to(self.device)
-            x = x.contiguous(memory_format=FORMATS[self.memory_format])
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 logits = self.model(x)
             loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
@@ -203,22 +200,10 @@ class Trainer:
         with open(self.dir / "log.txt", "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
-    def _pick_memory_format(self) -> None:
-        """channels_last or contiguous, whichever trains this model faster here (memory_format.py); a training
-        step on real validation images (deterministic transforms), leaving weights, BN statistics and RNG as
-        they were."""
-        n = min(self.tc.batch_size, len(self.val_ds))
-        x = torch.stack([self.val_ds[i][0] for i in range(n)]).to(self.device)
-        y = torch.as_tensor([int(t) for t in self.val_ds.targets[:n]], device=self.device)
-        self.model.train()
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            self.memory_format = pick_memory_format(self.model, x, y)
-
     # -- main loop ----------------------------------------------------------------------------------------
     def fit(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "meta.json").unlink(missing_ok=True)   # a stale one (bad best.pt) must not mark this complete
-        self._pick_memory_format()
         if not self._resume():
             (self.dir / "metrics.jsonl").unlink(missing_ok=True)
             self._log(f"start {self.run.run_id}: {len(self.train_ds)} train / {len(self.val_ds)} val images, "
@@ -263,7 +248,7 @@ class Trainer:
         import timm
 
         run, ds = self.run, self.run.dataset
-        model = self.model.to("cpu", memory_format=torch.contiguous_format).eval()
+        model = self.model.to("cpu").eval()
         return {
             "run_id": run.run_id, "backbone": run.backbone.name, "weights": self.weights, "arch": self.arch,
             "augment": self.augment,
@@ -274,7 +259,7 @@ class Trainer:
             "best_epoch": self.best_epoch, "best_val_top1": self.best_top1, "epochs_run": self.epoch,
             "train_images": len(self.train_ds), "val_images": len(self.val_ds),
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "gmacs": self._gmacs(model), "train_seconds": self.train_seconds, "memory_format": self.memory_format,
+            "gmacs": self._gmacs(model), "train_seconds": self.train_seconds,
             "status": "complete", "dataset_config": dataclasses.asdict(ds),
             "versions": {"torch": torch.__version__, "timm": timm.__version__},
         }
