@@ -35,11 +35,13 @@ def _pipeline(cfg: Config, stages: tuple[str, ...], backbones=(), executor=None,
               **options) -> None:
     from .sweep.plan import plan
     from .sweep.runner import run_pipeline
-    from .validate import check_backbones, check_config, check_runtimes
+    from .validate import check_backbones, check_batch_sizes, check_config, check_runtimes
 
     check_config(cfg, stages)
     check_backbones(cfg, backbones)
     check_runtimes(options.get("runtimes") or ())
+    if options.get("batch_sizes"):
+        check_batch_sizes(options["batch_sizes"], "--batch-size")
     runs = plan(cfg, tuple(backbones))
     if not runs:
         raise DeployBenchError(f"{cfg.source}: no runs to do (check backbones/datasets/--backbone)")

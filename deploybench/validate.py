@@ -26,6 +26,11 @@ def check_choices(what: str, values: Iterable[str], known: Iterable[str]) -> Non
             raise _unknown(what, v, known)
 
 
+def check_batch_sizes(values: list[int], what: str = "bench.batch_sizes") -> None:
+    if not values or min(values) < 1:
+        raise DeployBenchError(f"{what}: {list(values)} must be a non-empty list of integers >= 1")
+
+
 def check_runtimes(values: Iterable[str], what: str = "--runtime") -> None:
     from .runtimes import RUNTIMES
 
@@ -63,6 +68,4 @@ def check_config(cfg: Config, stages: Iterable[str]) -> None:
         check_choices(f"{cfg.source}: export.precisions", cfg.export.precisions, PRECISIONS)
     if "bench" in stages:
         check_runtimes(cfg.bench.runtimes, f"{cfg.source}: bench.runtimes")
-        if not cfg.bench.batch_sizes or min(cfg.bench.batch_sizes) < 1:
-            raise DeployBenchError(f"{cfg.source}: bench.batch_sizes: {cfg.bench.batch_sizes} must be a "
-                                   "non-empty list of integers >= 1")
+        check_batch_sizes(cfg.bench.batch_sizes, f"{cfg.source}: bench.batch_sizes")

@@ -14,7 +14,7 @@ from deploybench.errors import DeployBenchError
 from deploybench.export import export_run
 from deploybench.io import read_json
 from deploybench.records import Artifact
-from deploybench.runtimes import runner_supports
+from deploybench.runtimes import get_runner
 
 from conftest import tiny_config_dict
 
@@ -99,9 +99,9 @@ def test_fp32_layers_are_not_quantized(exported_run, int8_entries):
 ])
 def test_each_runtime_benches_the_int8_file_made_for_it(runtime, target, cross, ok):
     fmt = "tensorrt" if runtime == "tensorrt" else "onnx"
-    got, reason = runner_supports(runtime, Artifact("x", fmt, "int8", target=target), cross)
+    got, reason = get_runner(runtime).supports(Artifact("x", fmt, "int8", target=target), cross)
     assert got is ok and (ok or reason.startswith(f"made for {target}"))
-    assert runner_supports(runtime, Artifact("x", fmt, "fp32", target=target), cross)[0]   # only INT8 is targeted
+    assert get_runner(runtime).supports(Artifact("x", fmt, "fp32", target=target), cross)[0]   # only INT8 is targeted
 
 
 def test_bench_artifacts_carry_recipe(exported_run):

@@ -6,7 +6,7 @@ import pytest
 
 from deploybench.errors import DeployBenchError
 from deploybench.records import Artifact
-from deploybench.runtimes import RUNTIMES, get_runner, runner_supports
+from deploybench.runtimes import RUNTIMES, get_runner
 
 
 def _art(cfg, run, file, fmt, prec):
@@ -41,7 +41,7 @@ def test_registry_names_and_unknown():
     ("tensorrt", "tensorrt", "int8", True), ("tensorrt", "onnx", "fp32", False),
 ])
 def test_runner_supports_matrix(runtime, fmt, prec, ok):
-    got, reason = runner_supports(runtime, Artifact("x", fmt, prec))
+    got, reason = get_runner(runtime).supports(Artifact("x", fmt, prec))
     assert got is ok
     assert bool(reason) is not ok
 

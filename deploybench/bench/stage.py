@@ -35,6 +35,7 @@ from ..errors import DeployBenchError
 from ..io import read_json
 from ..records import COLUMNS, Artifact, RunSpec
 from ..store import key_of
+from ..validate import check_batch_sizes
 from . import device as dev
 from . import reference
 from .accuracy import accuracy_flag
@@ -248,8 +249,7 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
 
     threads = cfg.threads or dev.device_info()["cores"]
     batch_sizes = list(batch_sizes or cfg.batch_sizes)
-    if not batch_sizes or min(batch_sizes) < 1:
-        raise DeployBenchError(f"bench.batch_sizes: {batch_sizes} must be a non-empty list of integers >= 1")
+    check_batch_sizes(batch_sizes)
     if cfg.latency.executions < 1:
         raise DeployBenchError(f"bench.latency.executions: {cfg.latency.executions} must be an integer >= 1")
     timeout = timeout_s or 900 + 3 * cfg.latency.max_duration_s

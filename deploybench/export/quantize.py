@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,24 @@ class _Batches(CalibrationDataReader):
         return next(self.batches, None)
 
 
+@contextmanager
+def _quiet_ort():
+    """ORT's quantization tools log their chatter through the root logger: raise its level for the call only
+    (setting it for good, as 0.1 did, silenced every later warning of the process, e.g. skipped images)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def preprocess(src: Path, dst: Path) -> Path:
     """ORT's quantization pre-processing (shape inference, graph optimization) at `dst`; `src` if it fails."""
-    logging.getLogger("root").setLevel(logging.ERROR)   # quant_pre_process / quantize_static chatter
     try:
-        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        with _quiet_ort():
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
         return Path(dst)
     except Exception:   # pre-processing is an optimization; quantize the exported graph as it is
         return Path(src)
@@ -56,14 +70,15 @@ def quantize_int8(src: Path, dst: Path, images: np.ndarray, method: str = "minma
     with atomic_path(dst) as tmp:
         out = tmp.with_suffix(".onnx")
         try:
-            quantize_static(str(src), str(out), _Batches(images), quant_format=QuantFormat.QDQ, per_channel=True,
-                            weight_type=QuantType.QInt8, activation_type=act, calibrate_method=METHODS[method],
-                            nodes_to_exclude=list(exclude),
-                            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
-                                           # with layers kept in fp32, a Relu/Clip folded into the range of a
-                                           # Q/DQ that an fp32 layer bypasses would be lost: keep them
-                                           "QDQKeepRemovableActivations": bool(exclude)},
-                            **({"calibration_cache_path": cache} if cache and _CACHE else {}))
+            with _quiet_ort():
+                quantize_static(str(src), str(out), _Batches(images), quant_format=QuantFormat.QDQ,
+                                per_channel=True, weight_type=QuantType.QInt8, activation_type=act,
+                                calibrate_method=METHODS[method], nodes_to_exclude=list(exclude),
+                                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                                               # with layers kept in fp32, a Relu/Clip folded into the range of
+                                               # a Q/DQ that an fp32 layer bypasses would be lost: keep them
+                                               "QDQKeepRemovableActivations": bool(exclude)},
+                                **({"calibration_cache_path": cache} if cache and _CACHE else {}))
             if not any(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node):
                 raise RuntimeError(f"ORT quantize_static quantized no node of {Path(src).name}")
             out.replace(tmp)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ..errors import DeployBenchError
-from ..records import Artifact
 from .base import Runner
 from .onnxruntime import OrtCpuRunner, OrtCudaRunner, OrtTrtRunner
 from .openvino import OpenVinoBf16Runner, OpenVinoRunner
@@ -21,9 +20,4 @@ def get_runner(name: str) -> type[Runner]:
         raise DeployBenchError(f"unknown runtime '{name}' (known: {', '.join(RUNTIMES)})") from None
 
 
-def runner_supports(name: str, artifact: Artifact, cross_target: bool = False) -> tuple[bool, str]:
-    """(ok, reason): whether runtime `name` runs `artifact` (its format, precision and INT8 target)."""
-    return get_runner(name).supports(artifact, cross_target)
-
-
-__all__ = ["RUNTIMES", "Runner", "get_runner", "runner_supports"]
+__all__ = ["RUNTIMES", "Runner", "get_runner"]
