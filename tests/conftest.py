@@ -61,6 +61,7 @@ def exported_run(trained_run):
     from deploybench.export import export_run
 
     cfg, run = trained_run
-    res = export_run(run, cfg.root, cfg.export, formats=["onnx", "openvino"], precisions=["fp32", "fp16", "int8"])
+    res = export_run(run, cfg.root, cfg.export, formats=["onnx", "openvino", "tensorrt"],
+                     precisions=["fp32", "fp16", "int8"])   # tensorrt: the S8S8 file (engines skip without TensorRT)
     assert res.status in ("done", "skipped"), res.reason
     return cfg, run

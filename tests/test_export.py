@@ -127,7 +127,7 @@ def test_tensorrt_skipped_without_gpu(exported_run):
     assert res.status == "skipped" and reason in res.reason
     arts = read_json(run.engine_dir(cfg.root) / "export.json")["artifacts"]
     trt = [a for a in arts if a["format"] == "tensorrt"]
-    assert {a["precision"] for a in trt} == {"fp32", "int8"}
+    assert {a["precision"] for a in trt} >= {"fp32", "int8"}
     assert all(a["status"] == "skipped" and a["reason"] == reason and a["parity"] is None for a in trt)
     assert not list(run.engine_dir(cfg.root).glob("*.engine"))
 

@@ -154,7 +154,7 @@ def test_unquantizable_model_fails_that_artifact_only(tmp_path, trained_run, mon
     _unquantizable(out / "model.fp32.onnx", read_json(run.ckpt_dir(tmp_path) / "meta.json")["num_classes"])
     splits, load = [], deploybench.data.load_array
     monkeypatch.setattr(deploybench.data, "load_array", lambda ds, split, **kw: splits.append(split) or load(ds, split, **kw))
-    res = export_run(run, tmp_path, cfg.export, formats=["onnx", "openvino"], precisions=["fp32", "int8"])
+    res = export_run(run, tmp_path, cfg.export, formats=["onnx", "openvino", "tensorrt"], precisions=["fp32", "int8"])
     arts = {a["file"]: a for a in read_json(out / "export.json")["artifacts"]}
     assert res.status == "failed"
     for file in ("model.int8.s8s8.onnx", "model.int8.u8s8.onnx", "model.int8.nncf.xml"):
@@ -162,3 +162,15 @@ def test_unquantizable_model_fails_that_artifact_only(tmp_path, trained_run, mon
         assert file in res.reason and not (out / file).exists()
     assert arts["model.fp32.onnx"]["status"] == "ok" and arts["model.fp32.xml"]["status"] == "ok"
     assert set(splits) == {"train", "val"}
+
+
+def test_each_int8_file_comes_with_its_target_format():
+    """The S8S8 file is TensorRT's recipe: made with --format tensorrt, not for a CPU-only export (which would
+    pay its accuracy-budget search for a file no CPU runtime benches by default)."""
+    from deploybench.export import _planned
+
+    cpu, _ = _planned(["onnx", "openvino"], ["fp32", "int8"])
+    assert "model.int8.u8s8.onnx" in cpu and "model.int8.nncf.xml" in cpu and "model.int8.s8s8.onnx" not in cpu
+    gpu, skipped = _planned(["onnx", "tensorrt"], ["int8"])
+    assert "model.int8.s8s8.onnx" in gpu and "model.int8.nncf.xml" not in gpu
+    assert skipped or any(f.endswith(".engine") for f in gpu)     # the engine: built, or skipped with the reason

@@ -2,9 +2,9 @@
 
 Writes engines/<run_id>/ and export.json (merged with earlier entries). Idempotent: an artifact whose entry
 is ok and whose file exists is kept; missing, failed or skipped ones are (re)built. All writes are atomic.
-INT8 is made per target (deploybench.export.int8): model.int8.s8s8.onnx (TensorRT, and the source of the TensorRT
-int8 engine), model.int8.u8s8.onnx (ORT CPU), model.int8.nncf.xml (OpenVINO), each within an accuracy budget on
-the validation split.
+INT8 is made per target (deploybench.export.int8): model.int8.u8s8.onnx (ORT CPU, with format onnx),
+model.int8.nncf.xml (OpenVINO, with format openvino), model.int8.s8s8.onnx (TensorRT and ORT's GPU EPs, and the
+source of the TensorRT int8 engine: with format tensorrt), each within an accuracy budget on the validation split.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from .int8 import RECIPES
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
-ONNX_FILES = {"fp32": ["model.fp32.onnx"], "fp16": ["model.fp16.onnx"],
-              "int8": [RECIPES["s8s8"][0], RECIPES["u8s8"][0]]}
+ONNX_FILES = {"fp32": ["model.fp32.onnx"], "fp16": ["model.fp16.onnx"], "int8": [RECIPES["u8s8"][0]]}
+GPU_INT8 = RECIPES["s8s8"][0]     # ONNX, but made for the tensorrt format (and ORT's GPU EPs): built with it
 SOURCE = {"fp32": "model.fp32.onnx", "fp16": "model.fp16.onnx", "int8": RECIPES["s8s8"][0]}   # of IR and engines
 IR_FILES = {"fp32": "model.fp32.xml", "fp16": "model.fp16.xml", "int8": RECIPES["nncf"][0]}
 
@@ -45,8 +45,9 @@ class _Export:
     """One run's export: lazily loaded data, the manifest, and the artifact builders."""
 
     def __init__(self, run: RunSpec, root: Path, cfg: ExportConfig, model, meta: dict, max_batch: int,
-                 opt_batches: Optional[list[int]] = None):
+                 opt_batches: Optional[list[int]] = None, formats: tuple = FORMATS):
         self.run, self.cfg, self.model, self.meta, self.max_batch = run, cfg, model, meta, max_batch
+        self.formats = tuple(formats)
         self.opt_batches = opt_batches
         self.out = run.engine_dir(root)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -135,8 +136,9 @@ class _Export:
 
             return [self.artifact(SOURCE["fp16"], "onnx", "fp16", lambda p: to_fp16(self.out / src["file"], p),
                                   reason)]
+        keys = ("u8s8", "s8s8") if "tensorrt" in self.formats else ("u8s8",)   # the CPU target first: the warm start
         return [self.artifact(RECIPES[k][0], "onnx", "int8", lambda p, k=k: self.int8().onnx(k, p), reason,
-                              RECIPES[k][1:]) for k in ("u8s8", "s8s8")]   # the CPU target first: it sets the warm start
+                              RECIPES[k][1:]) for k in keys]
 
     def source(self, prec: str) -> tuple[dict, str]:
         """(ONNX entry that IR and engines of `prec` are made from, why they cannot be: "" when they can)."""
@@ -176,6 +178,8 @@ class _Export:
 def _planned(formats: list[str], precisions: list[str]) -> tuple[list[str], dict[str, str]]:
     """(artifact files a request produces, {TensorRT placeholder file: why it is skipped} without TensorRT)."""
     files = [f for p in precisions for f in ONNX_FILES[p]]
+    if "tensorrt" in formats and "int8" in precisions:
+        files.append(GPU_INT8)
     if "openvino" in formats:
         files += [IR_FILES[p] for p in precisions]
     skipped = {}
@@ -233,7 +237,7 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
         model, meta = load_checkpoint(run.ckpt_dir(root))
     except DeployBenchError as e:
         return StageResult(run.run_id, "export", "failed", str(e), time.perf_counter() - t0)
-    job = _Export(run, Path(root), cfg, model, meta, max(1, max_batch), opt_batches)
+    job = _Export(run, Path(root), cfg, model, meta, max(1, max_batch), opt_batches, formats)
     try:
         entries = [e for fmt in ("onnx", *[f for f in formats if f != "onnx"]) for prec in precisions
                    for e in getattr(job, fmt)(prec)]
