@@ -174,3 +174,35 @@ def test_each_int8_file_comes_with_its_target_format():
     gpu, skipped = _planned(["onnx", "tensorrt"], ["int8"])
     assert "model.int8.s8s8.onnx" in gpu and "model.int8.nncf.xml" not in gpu
     assert skipped or any(f.endswith(".engine") for f in gpu)     # the engine: built, or skipped with the reason
+
+
+def test_a_layer_kept_in_fp32_stays_fp32_under_ort(tmp_path):
+    """nodes_to_exclude alone leaves Q/DQ on the layer's input, and ORT's optimizer then re-quantizes its fp32
+    weights per tensor (WeightBiasQuantization): the "fp32" layer ran in int8. quantize_int8 rewires such inputs
+    to fp32, so ORT's optimized graph keeps exactly that layer as a float Conv."""
+    import onnxruntime as ort
+    import torch
+
+    from deploybench.export.onnx import export_onnx
+    from deploybench.export.quantize import quantize_int8
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 4, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    src = tmp_path / "m.onnx"
+    export_onnx(net, src, 16, 17, 3)
+    convs = [n.name for n in onnx.load(str(src)).graph.node if n.op_type == "Conv"]
+    images = np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)
+
+    def optimized_ops(keep: tuple) -> list[str]:
+        dst, opt = tmp_path / f"q{len(keep)}.onnx", tmp_path / f"o{len(keep)}.onnx"
+        quantize_int8(src, dst, images, "minmax", "u8s8", keep)
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = str(opt)
+        ort.InferenceSession(str(dst), so, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(str(opt)).graph.node]
+
+    assert optimized_ops(()).count("QLinearConv") == 3
+    ops = optimized_ops((convs[1],))        # the depthwise conv kept in fp32
+    assert ops.count("QLinearConv") == 2 and ops.count("Conv") + ops.count("FusedConv") == 1, ops

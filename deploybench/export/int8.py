@@ -45,14 +45,15 @@ RECIPES = {   # key: (file, recipe, target)
 }
 
 
-def _ort_logits(model, x: np.ndarray) -> np.ndarray:
-    """Logits of an ONNX model (path or bytes) on ORT CPU, all optimizations, batches of 100."""
+def _ort_logits(model, x: np.ndarray, disabled_optimizers: tuple = ()) -> np.ndarray:
+    """Logits of an ONNX model (path or bytes) on ORT CPU, all optimizations (but `disabled_optimizers`), batches
+    of 100."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(str(model) if isinstance(model, Path) else model, so,
-                                providers=["CPUExecutionProvider"])
+                                providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled_optimizers))
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: x[i:i + 100]})[0] for i in range(0, len(x), 100)])
 
@@ -216,7 +217,8 @@ class OneLayer:
         graph.node.extend(nodes)
         graph.initializer.extend(inits)
         try:
-            return _ort_logits(self.model.SerializeToString(), x)
+            # the dequantized weights must stay as they are: ORT would re-quantize them per tensor (quantize.fp32_inputs)
+            return _ort_logits(self.model.SerializeToString(), x, ("WeightBiasQuantization",))
         finally:
             del node.input[:]
             node.input.extend(saved)
