@@ -19,8 +19,9 @@ validation images leave about 1 pt of noise on a top-1 difference; without the m
 missed by 1-3 pt on test); `budget_met` is the drop itself within `max_drop`. Recipes of one run share their
 sensitivity: an ONNX recipe starts its search at the number of fp32 layers the previous one needed (U8S8 first,
 then S8S8: one build instead of up to max_fallbacks + 1 when they agree, as they mostly do), then tries more layers,
-then fewer. NNCF searches from 0: its graph and ranges are its own, and warm-started from ORT's count it kept 3
-layers in fp32 where it needed fewer, which took lite0's OpenVINO INT8 from 1.27x to 1.23x over fp32 (measured).
+then fewer. NNCF searches from 0: its graph and ranges are its own, and a warm start from ORT's count keeps layers
+it may not need (a quickstart lite0 warm-started at 3 ran its OpenVINO INT8 1.23x faster than fp32; searched from 0,
+lite0 models kept 2 and ran 1.27x faster).
 A budget still missed is recorded (`budget_met` false, `reason`), never hidden.
 Ranking, once per run: each quantized Conv/Gemm/MatMul of the U8S8 graph alone quantized inside the fp32 model,
 scored by the KL divergence of its predictions from fp32 on `rank_images` validation images. All three recipes
