@@ -12,9 +12,8 @@ import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from .aggregate import (backbone_label, devices, distinguish, faster_text, flags, fraction_series, ok_rows, p50_err,
-                        ranked, throughput_series)
-from .markdown import choices, config_text, device_title, pick_text, top1_text
+from .aggregate import backbone_label, faster_text, fraction_series, ok_rows, p50_err, throughput_series
+from .view import View, build, color_index, config_text, device_title, flag_text, pick_text, top1_text
 from .paper import html_section as paper_section
 from .pareto import pareto_rows
 from .profile import profile_html
@@ -57,7 +56,7 @@ td.t,th.t{text-align:left}tr:hover td{background:#f8faff}td.star{color:#d4a017;t
 
 
 def _colors(labels) -> dict[str, str]:
-    return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(sorted(set(labels)))}
+    return {b: PALETTE[i % len(PALETTE)] for b, i in color_index(labels).items()}
 
 
 def _hover(c: dict) -> str:
@@ -67,11 +66,8 @@ def _hover(c: dict) -> str:
             f" (95 % CI {ci_text(c)})<br>size {num(c['size_mb']) if c.get('size_mb') else '–'} MB")
 
 
-def _scatter_by_device(rows: list[dict], x: str, title: str, xtitle: str, log_x: bool) -> go.Figure:
-    devs = devices(ok_rows(rows))
-    tables = ranked(rows)
-    fmax = max((t["fraction"] for t in tables if t["fraction"] is not None), default=None)
-    tables = [t for t in tables if t["fraction"] == fmax]
+def _scatter_by_device(view: View, x: str, title: str, xtitle: str, log_x: bool) -> go.Figure:
+    devs, tables = view.plot_devices, view.plot_tables()
     colors = _colors(backbone_label(c) for t in tables for c in t["configs"])
     fig = make_subplots(rows=1, cols=len(devs), shared_yaxes=True, subplot_titles=list(devs.values()),
                         horizontal_spacing=0.04)
@@ -123,9 +119,8 @@ def _precision_legend(fig: go.Figure, precisions) -> None:
                                  marker=dict(color="#888", size=10, symbol=SYMBOLS.get(p, "x")), hoverinfo="skip"))
 
 
-def _throughput(rows: list[dict]) -> go.Figure:
-    devs = devices(ok_rows(rows))
-    series = throughput_series(rows)
+def _throughput(view: View) -> go.Figure:
+    devs, series = view.plot_devices, throughput_series(view.rows)
     colors = _colors(k[1] for k in series)
     dashes = dict(zip(sorted({k[2] for k in series}), ["solid", "dash", "dot", "dashdot", "longdash"] * 3))
     batches = sorted({b for by_bs in series.values() for b in by_bs})
@@ -179,19 +174,18 @@ def _cell(v, text: str | None = None, cls: str = "") -> str:
     return f'<td{f" class={cls}" if cls else ""} data-v="{html.escape(dv)}">{html.escape(shown)}</td>'
 
 
-def _table(rows: list[dict], noisy_cv: float) -> str:
+def _table(view: View) -> str:
     head = [("device", "t"), ("dataset", "t"), ("fraction", ""), ("backbone", "t"), ("runtime", "t"),
             ("precision", "t"), ("top-1 %", ""), ("± std", ""), ("Δ pt", ""), ("p50 ms", ""), ("p50 95 % CI", "t"),
             ("next faster (p50 ratio, 95 % CI)", "t"), ("p99 ms", ""),
             ("img/s", ""), ("size MB", ""), ("mem MB", ""), ("★", ""), ("flags", "t")]
     body = []
-    for t in ranked(rows):
-        for c, extra in zip(t["configs"], distinguish(t["configs"])):
-            mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
-            fl = "; ".join(flags(c, noisy_cv))
+    for t in view.tables:
+        for c in t["configs"]:
             body.append("<tr>" + "".join([
                 _cell(c.get("device"), cls="t"), _cell(c["dataset"], cls="t"), _cell(c["fraction"]),
-                _cell(config_text(c, extra), cls="t"), _cell(c["runtime"], cls="t"), _cell(c["precision"], cls="t"),
+                _cell(config_text(c, c["extra"]), cls="t"), _cell(c["runtime"], cls="t"),
+                _cell(c["precision"], cls="t"),
                 _cell(c.get("top1_mean"), None if c.get("top1_mean") is None else f"{c['top1_mean']:.2f}"),
                 _cell(c.get("top1_std"), None if c.get("top1_std") is None else f"{c['top1_std']:.2f}"),
                 _cell(c.get("top1_delta"), None if c.get("top1_delta") is None else f"{c['top1_delta']:+.2f}"),
@@ -199,8 +193,9 @@ def _table(rows: list[dict], noisy_cv: float) -> str:
                 _cell(faster_text(c, lambda o: f"{backbone_label(o)} {o['runtime']} {o['precision']}"), cls="t"),
                 _cell(c.get("latency_ms_p99")),
                 _cell(c.get("throughput_ips")),
-                _cell(c.get("size_mb")), _cell(mem), _cell(int(c["pareto"]), "★" if c["pareto"] else "", "star"),
-                _cell(fl, cls="t flag")]) + "</tr>")
+                _cell(c.get("size_mb")), _cell(c["mem_mb"]),
+                _cell(int(c["pareto"]), "★" if c["pareto"] else "", "star"),
+                _cell("; ".join(c["flags"]), cls="t flag")]) + "</tr>")
     ths = "".join(f'<th class="{cls}">{html.escape(h)}</th>' for h, cls in head)
     return (f'<div class="wrap"><table class="sortable"><thead><tr>{ths}</tr></thead><tbody>{"".join(body)}'
             f"</tbody></table></div>")
@@ -220,41 +215,40 @@ def _bad_rows(rows: list[dict]) -> str:
 
 def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> str:
     """The whole self-contained report page."""
-    noisy_cv = noisy_cv if noisy_cv is not None else (cfg.bench.latency.noisy_cv if cfg is not None else 0.15)
-    name = cfg.name if cfg is not None else next((r["config_name"] for r in rows if r.get("config_name")), "results")
-    devs = devices(rows)
-    counts = {s: sum(r.get("status") == s for r in rows) for s in ("ok", "skipped", "failed")}
+    return html_page(build(rows, cfg, noisy_cv))
+
+
+def html_page(view: View) -> str:
+    """The whole self-contained report page of `view`."""
+    rows, name, devs, counts = view.rows, view.name, view.devices, view.counts
     meta = (f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} &middot; {len(rows)} rows ({counts['ok']} ok, "
             f"{counts['skipped']} skipped, {counts['failed']} failed) &middot; devices: "
             + "; ".join(html.escape(device_title(fp, n).replace("`", "")) for fp, n in devs.items()))
     body = [f"<h1>deploybench report: {html.escape(name)}</h1>", f'<p class="meta">{meta}</p>']
     if ok_rows(rows):
-        figs = [_scatter_by_device(rows, "latency_ms_p50", "Accuracy vs single-stream p50 latency (Pareto front per "
+        figs = [_scatter_by_device(view, "latency_ms_p50", "Accuracy vs single-stream p50 latency (Pareto front per "
                                    "device; outlined = on the front; bars = 95 % CI of p50)",
                                    "p50 latency, batch 1 (ms, log)", True),
-                _scatter_by_device(rows, "size_mb", "Accuracy vs artifact size", "size (MB)", False),
-                _throughput(rows), _fractions(rows)]
+                _scatter_by_device(view, "size_mb", "Accuracy vs artifact size", "size (MB)", False),
+                _throughput(view), _fractions(rows)]
         divs = [f.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}",
                           config={"displaylogo": False, "responsive": True}) for i, f in enumerate(figs) if f]
         body += ["<h2>Best choices</h2><p class=meta>Single-stream (batch 1), largest data fraction, top-1 mean "
                  "over seeds.</p>"] + [
-            f"<h3>{html.escape(name)}</h3><ul>" + "".join(
+            f"<h3>{html.escape(dev)}</h3><ul>" + "".join(
                 f"<li>{html.escape(what)}: <b>{html.escape(pick_text(c))}</b></li>" for what, c in picks) + "</ul>"
-            for _, name, picks in choices(rows, cfg)]
+            for _, dev, picks in view.picks]
         body += ["<h2>Plots</h2>"] + [f'<div class="card">{d}</div>' for d in divs]
-        flagged = [(t, c, x, flags(c, noisy_cv)) for t in ranked(rows)
-                   for c, x in zip(t["configs"], distinguish(t["configs"])) if flags(c, noisy_cv)]
-        items = [f"{config_text(c, x)} {c['runtime']} {c['precision']} on {t['device']} ({t['dataset']}, "
-                 f"f{t['fraction']:g}): " + "; ".join(fl) for t, c, x, fl in flagged]
+        items = [flag_text(t, c, on_device=True) for t, c in view.flagged()]
         body += ["<h2>Flags</h2>", "<ul>" + "".join(f'<li class="flag">{html.escape(x)}</li>' for x in items)
                  + "</ul>" if items else "<p>Nothing flagged.</p>"]
         body += ["<h2>All configurations</h2><p class=meta>Click a header to sort. Top-1 mean over seeds; "
                  "p50/p99 at batch 1; img/s at the largest batch; ★ = Pareto-optimal on its device.</p>",
-                 _table(rows, noisy_cv)]
+                 _table(view)]
     else:
         body.append("<p>There are no results yet: run <code>deploybench bench</code> first.</p>")
     body.append(paper_section(rows))
-    body.append(profile_html(rows, cfg))
+    body.append(profile_html(rows, view.cfg))
     body += ["<h2>Skipped and failed</h2>", _bad_rows(rows)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>deploybench report: {html.escape(name)}</title>{ERROR_HOOK}<style>{CSS}</style>"

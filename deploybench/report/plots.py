@@ -12,16 +12,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from .aggregate import (backbone_label, devices, fraction_series, ok_rows, p50_err, ranked,  # noqa: E402
-                        throughput_series)
+from .aggregate import backbone_label, fraction_series, ok_rows, p50_err, throughput_series  # noqa: E402
 from .pareto import pareto_rows  # noqa: E402
+from .view import View, color_index  # noqa: E402
 
 MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^"}
 
 
 def _colors(labels) -> dict[str, tuple]:
     cmap = plt.get_cmap("tab10")
-    return {b: cmap(i % 10) for i, b in enumerate(sorted(set(labels)))}
+    return {b: cmap(i % 10) for b, i in color_index(labels).items()}
 
 
 def _by(items, key) -> dict:
@@ -61,14 +61,8 @@ def _log(ax, axis: str = "x", base: float = 10) -> None:
         a.set_minor_formatter(NullFormatter())
 
 
-def _largest_fraction(tables: list[dict]) -> list[dict]:
-    fmax = max((t["fraction"] for t in tables if t["fraction"] is not None), default=None)
-    return [t for t in tables if t["fraction"] == fmax]
-
-
-def accuracy_vs_latency(rows: list[dict], path: Path) -> Path:
-    devs = devices(ok_rows(rows))
-    tables = _largest_fraction(ranked(rows))
+def accuracy_vs_latency(view: View, path: Path) -> Path:
+    devs, tables = view.plot_devices, view.plot_tables()
     colors = _colors(backbone_label(c) for t in tables for c in t["configs"])
     fig, axes = plt.subplots(1, len(devs), figsize=(6.5 * len(devs), 4.8), squeeze=False, sharey=True)
     for ax, (fp, name) in zip(axes[0], devs.items()):
@@ -99,8 +93,8 @@ def accuracy_vs_latency(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def accuracy_vs_size(rows: list[dict], path: Path) -> Path:
-    tables = _largest_fraction(ranked(rows))
+def accuracy_vs_size(view: View, path: Path) -> Path:
+    tables = view.plot_tables()
     cs = [c for t in tables for c in t["configs"] if c.get("size_mb") and c.get("top1_mean") is not None]
     colors = _colors(backbone_label(c) for c in cs)
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
@@ -119,9 +113,8 @@ def accuracy_vs_size(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def throughput_vs_batch(rows: list[dict], path: Path) -> Path:
-    devs = devices(ok_rows(rows))
-    series = throughput_series(rows)
+def throughput_vs_batch(view: View, path: Path) -> Path:
+    devs, series = view.plot_devices, throughput_series(view.rows)
     colors = _colors(k[1] for k in series)
     styles = {rt: ls for rt, ls in zip(sorted({k[2] for k in series}), ["-", "--", ":", "-.", (0, (5, 1))] * 3)}
     fig, axes = plt.subplots(1, len(devs), figsize=(6.5 * len(devs), 4.8), squeeze=False, sharey=True)
@@ -163,15 +156,15 @@ def top1_vs_fraction(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_plots(rows: list[dict], out_dir: Path) -> dict[str, Path]:
-    """All plots that the data supports; returns {name: path}."""
-    out_dir = Path(out_dir)
+def write_plots(view: View, out_dir: Path) -> dict[str, Path]:
+    """All plots that the data supports (report.view.build's view); returns {name: path}."""
+    out_dir, rows = Path(out_dir), view.rows
     ok = ok_rows(rows)
     if not ok:
         return {}
-    paths = {"accuracy_vs_latency": accuracy_vs_latency(rows, out_dir / "accuracy_vs_latency.png"),
-             "accuracy_vs_size": accuracy_vs_size(rows, out_dir / "accuracy_vs_size.png"),
-             "throughput_vs_batch": throughput_vs_batch(rows, out_dir / "throughput_vs_batch.png")}
+    paths = {"accuracy_vs_latency": accuracy_vs_latency(view, out_dir / "accuracy_vs_latency.png"),
+             "accuracy_vs_size": accuracy_vs_size(view, out_dir / "accuracy_vs_size.png"),
+             "throughput_vs_batch": throughput_vs_batch(view, out_dir / "throughput_vs_batch.png")}
     if len({r.get("fraction") for r in ok if r.get("top1") is not None and r.get("fraction") is not None}) > 1:
         paths["top1_vs_fraction"] = top1_vs_fraction(rows, out_dir / "top1_vs_fraction.png")
     else:   # no stale plot from an earlier, multi-fraction report
