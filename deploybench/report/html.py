@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import html
 import math
-import statistics
 from collections import defaultdict
-from datetime import datetime, timezone
 
 import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from .aggregate import backbone_label, faster_text, fraction_series, ok_rows, p50_err, throughput_series
-from .view import View, build, color_index, config_text, device_title, flag_text, pick_text, top1_text
+from .aggregate import backbone_label, faster_text, ok_rows, p50_err
+from .view import View, build, color_index, panels, config_text, device_title, flag_text, pick_text, top1_text
 from .paper import html_section as paper_section
 from .pareto import pareto_rows
 from .profile import profile_html
@@ -120,23 +118,23 @@ def _precision_legend(fig: go.Figure, precisions) -> None:
 
 
 def _throughput(view: View) -> go.Figure:
-    devs, series = view.plot_devices, throughput_series(view.rows)
-    colors = _colors(k[1] for k in series)
-    dashes = dict(zip(sorted({k[2] for k in series}), ["solid", "dash", "dot", "dashdot", "longdash"] * 3))
-    batches = sorted({b for by_bs in series.values() for b in by_bs})
+    devs, lines = view.plot_devices, view.throughput
+    colors = _colors(ln.key[1] for ln in lines)
+    dashes = dict(zip(sorted({ln.key[2] for ln in lines}), ["solid", "dash", "dot", "dashdot", "longdash"] * 3))
+    batches = sorted({b for ln in lines for b in ln.x})
     fig = make_subplots(rows=1, cols=len(devs), shared_yaxes=True, subplot_titles=list(devs.values()),
                         horizontal_spacing=0.04)
     for col, fp in enumerate(devs, 1):
-        for (f, bb, rt, pr), by_bs in sorted(series.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        for ln in lines:
+            f, bb, rt, pr = ln.key
             if f == fp:
-                bs = sorted(by_bs)
                 fig.add_trace(go.Scatter(
-                    x=bs, y=[statistics.fmean(by_bs[b]) for b in bs], mode="lines+markers", name=f"{bb} {rt} {pr}",
+                    x=ln.x, y=ln.y, mode="lines+markers", name=f"{bb} {rt} {pr}",
                     legendgroup=f"{bb} {rt} {pr}", showlegend=col == 1,
                     line=dict(color=colors[bb], dash=dashes[rt]), marker=dict(symbol=SYMBOLS.get(pr, "x"), size=8),
                     hovertemplate=f"{bb} {rt} {pr}<br>batch %{{x}}: %{{y:.1f}} img/s<extra></extra>"), row=1, col=col)
         fig.update_xaxes(title_text="batch size", type="log", tickvals=batches, row=1, col=col)
-    ys = [v for by_bs in series.values() for vs in by_bs.values() for v in vs]
+    ys = [v for ln in lines for v in ln.y]
     ticks = _ticks_125(min(ys), max(ys)) if ys else None
     fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{v:g}" for v in ticks] if ticks else None)
     fig.update_yaxes(title_text="throughput (img/s)", row=1, col=1)
@@ -145,22 +143,18 @@ def _throughput(view: View) -> go.Figure:
     return fig
 
 
-def _fractions(rows: list[dict]) -> go.Figure | None:
-    acc = fraction_series(rows)
-    if not acc:
+def _fractions(view: View) -> go.Figure | None:
+    lines = view.fractions
+    if not lines:
         return None
-    colors = _colors(k[1] for k in acc)
-    dsets = sorted({k[0] for k in acc})
-    fig = make_subplots(rows=1, cols=len(dsets), subplot_titles=dsets, horizontal_spacing=0.06)
-    for col, ds in enumerate(dsets, 1):
-        for (d, bb), by_f in sorted(acc.items()):
-            if d == ds:
-                fr = sorted(by_f)
-                fig.add_trace(go.Scatter(
-                    x=fr, y=[statistics.fmean(by_f[f]) for f in fr], mode="lines+markers", name=bb, legendgroup=bb,
-                    showlegend=col == 1, line=dict(color=colors[bb]),
-                    error_y=dict(array=[statistics.stdev(by_f[f]) if len(by_f[f]) > 1 else 0 for f in fr])),
-                    row=1, col=col)
+    colors, by_ds = _colors(ln.key[1] for ln in lines), panels(lines)
+    fig = make_subplots(rows=1, cols=len(by_ds), subplot_titles=list(by_ds), horizontal_spacing=0.06)
+    for col, ds_lines in enumerate(by_ds.values(), 1):
+        for ln in ds_lines:
+            bb = ln.key[1]
+            fig.add_trace(go.Scatter(x=ln.x, y=ln.y, mode="lines+markers", name=bb, legendgroup=bb,
+                                     showlegend=col == 1, line=dict(color=colors[bb]), error_y=dict(array=ln.err)),
+                          row=1, col=col)
         fig.update_xaxes(title_text="fraction of training data", row=1, col=col)
     fig.update_yaxes(title_text="top-1 (%)", row=1, col=1)
     fig.update_layout(title="Top-1 vs data fraction (torch fp32, mean ± std over seeds)", height=420,
@@ -220,9 +214,8 @@ def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> st
 
 def html_page(view: View) -> str:
     """The whole self-contained report page of `view`."""
-    rows, name, devs, counts = view.rows, view.name, view.devices, view.counts
-    meta = (f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} &middot; {len(rows)} rows ({counts['ok']} ok, "
-            f"{counts['skipped']} skipped, {counts['failed']} failed) &middot; devices: "
+    rows, name, devs = view.rows, view.name, view.devices
+    meta = (f"Generated {view.generated} &middot; {view.summary} &middot; devices: "
             + "; ".join(html.escape(device_title(fp, n).replace("`", "")) for fp, n in devs.items()))
     body = [f"<h1>deploybench report: {html.escape(name)}</h1>", f'<p class="meta">{meta}</p>']
     if ok_rows(rows):
@@ -230,7 +223,7 @@ def html_page(view: View) -> str:
                                    "device; outlined = on the front; bars = 95 % CI of p50)",
                                    "p50 latency, batch 1 (ms, log)", True),
                 _scatter_by_device(view, "size_mb", "Accuracy vs artifact size", "size (MB)", False),
-                _throughput(view), _fractions(rows)]
+                _throughput(view), _fractions(view)]
         divs = [f.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}",
                           config={"displaylogo": False, "responsive": True}) for i, f in enumerate(figs) if f]
         body += ["<h2>Best choices</h2><p class=meta>Single-stream (batch 1), largest data fraction, top-1 mean "

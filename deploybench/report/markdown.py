@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from datetime import datetime, timezone
 from typing import Optional
 
-from .aggregate import backbone_label, configs, faster_text, fraction_series, ok_rows, order_text, resolved, tiers
+from .aggregate import backbone_label, configs, faster_text, ok_rows, order_text, resolved, tiers
 from .fmt import table
 from .paper import markdown_section as paper_section
 from .profile import profile_markdown
@@ -88,14 +87,11 @@ def _tiers(rows: list[dict]) -> str:
             + (table(["domain", "tier", "backbone", "top-1 %", "datasets"], body) if body else "No accuracy yet."))
 
 
-def _fractions(rows: list[dict]) -> Optional[str]:
-    acc = fraction_series(rows)
-    if not acc:
+def _fractions(view: View) -> Optional[str]:
+    if not view.fractions:
         return None
-    fracs = sorted({f for by_f in acc.values() for f in by_f})
-    keys = sorted(acc)
-    body = [[ds, bb] + [_f(statistics.fmean(acc[(ds, bb)][f])) if acc[(ds, bb)].get(f) else "–" for f in fracs]
-            for ds, bb in keys]
+    fracs = sorted({f for ln in view.fractions for f in ln.x})
+    body = [[*ln.key] + [_f(dict(zip(ln.x, ln.y)).get(f)) for f in fracs] for ln in view.fractions]
     return ("## Top-1 vs data fraction\n\n*torch fp32 top-1 %, mean over seeds.*\n\n"
             + table(["dataset", "backbone"] + [f"f={f:g}" for f in fracs], body))
 
@@ -132,10 +128,8 @@ def render_markdown(rows: list[dict], cfg=None, noisy_cv: Optional[float] = None
 
 def markdown(view: View) -> str:
     """The whole report of `view` as Markdown text."""
-    rows, devs, counts = view.rows, view.devices, view.counts
-    head = [f"# deploybench report: {view.name}", "",
-            f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from {len(rows)} rows "
-            f"({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed).", ""]
+    rows, devs = view.rows, view.devices
+    head = [f"# deploybench report: {view.name}", "", f"Generated {view.generated} from {view.summary}.", ""]
     if not rows:
         return "\n".join(head + ["There are no results yet: run `deploybench bench` first.", ""])
     head += ["Devices: " + "; ".join(device_title(fp, n) for fp, n in devs.items()), "",
@@ -143,7 +137,7 @@ def markdown(view: View) -> str:
              "run; p50/p99 are single-stream (batch 1) latencies; img/s is throughput at the largest batch measured."
              + (" Each device is ranked on its own." if len(devs) > 1 else "")]
     sections = [_device_section(view, fp, n) for fp, n in devs.items()]
-    sections += [_precision_deltas(rows), _tiers(rows), _fractions(rows), _choices(view), _side_by_side(rows, devs)]
+    sections += [_precision_deltas(rows), _tiers(rows), _fractions(view), _choices(view), _side_by_side(rows, devs)]
     sections.append(paper_section(rows))
     sections.append(profile_markdown(rows, view.cfg))
     return "\n".join(head) + "\n\n" + "\n\n".join(s for s in sections if s) + "\n"

@@ -5,14 +5,40 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Optional
+from datetime import datetime, timezone
+from typing import NamedTuple, Optional
 
-from .aggregate import backbone_label, devices, distinguish, flags, ok_rows, order_text, ranked, resolved, \
-    seed_mean_rows
+from .aggregate import backbone_label, devices, distinguish, flags, fraction_series, ok_rows, order_text, ranked, \
+    resolved, seed_mean_rows, throughput_series
 from .select import mem_mb, num, select
 
 STATUSES = ("ok", "skipped", "failed")
 CONSTRAINT_KEYS = ("max_latency_ms", "max_p99_ms", "max_size_mb", "max_mem_mb", "min_top1")
+
+
+class Line(NamedTuple):
+    """One plotted line: its key, its x values, and the mean and std (0 for one value) of y at each."""
+    key: tuple
+    x: list
+    y: list
+    err: list
+
+
+def _lines(series: dict) -> list[Line]:
+    out = []
+    for key, by_x in sorted(series.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        xs = sorted(by_x)
+        out.append(Line(key, xs, [statistics.fmean(by_x[x]) for x in xs],
+                        [statistics.stdev(by_x[x]) if len(by_x[x]) > 1 else 0 for x in xs]))
+    return out
+
+
+def panels(lines: list[Line]) -> dict:
+    """{first key part (e.g. dataset): its lines}, sorted: one plot panel each."""
+    out: dict = {}
+    for ln in lines:
+        out.setdefault(ln.key[0], []).append(ln)
+    return dict(sorted(out.items()))
 
 
 @dataclass
@@ -24,10 +50,13 @@ class View:
     rows: list[dict]
     noisy_cv: float
     devices: dict[str, str]          # {fingerprint: name}, every row
-    counts: dict[str, int]           # rows per status
+    summary: str                     # "N rows (a ok, b skipped, c failed)"
     cfg: object = None               # the report config (config.Config) or None
+    generated: str = field(default_factory=lambda: f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
     tables: list[dict] = field(default_factory=list)
     picks: list[tuple] = field(default_factory=list)   # [(fingerprint, device name, [(what, pick or None)])]
+    throughput: list[Line] = field(default_factory=list)   # key (fingerprint, backbone label, runtime, precision)
+    fractions: list[Line] = field(default_factory=list)    # key (dataset, backbone label); [] under two fractions
 
     def flagged(self, fp: Optional[str] = None) -> list[tuple[dict, dict]]:
         """(table, config) of every flagged config, of device `fp` (None: all devices)."""
@@ -49,13 +78,15 @@ def build(rows: list[dict], cfg=None, noisy_cv: Optional[float] = None) -> View:
     """The view of `rows` (a report config `cfg` gives the name, the noisy-CV threshold and the constraints)."""
     noisy_cv = noisy_cv if noisy_cv is not None else (cfg.bench.latency.noisy_cv if cfg is not None else 0.15)
     name = cfg.name if cfg is not None else next((r["config_name"] for r in rows if r.get("config_name")), "results")
-    view = View(name, rows, noisy_cv, devices(rows), {s: sum(r.get("status") == s for r in rows) for s in STATUSES},
-                cfg)
+    counts = {s: sum(r.get("status") == s for r in rows) for s in STATUSES}
+    view = View(name, rows, noisy_cv, devices(rows),
+                f"{len(rows)} rows ({', '.join(f'{n} {s}' for s, n in counts.items())})", cfg)
     view.tables = ranked(rows)
     for t in view.tables:
         for i, (c, extra) in enumerate(zip(t["configs"], distinguish(t["configs"])), 1):
             c.update(flags=flags(c, noisy_cv), extra=extra, index=i, mem_mb=mem_mb(c))
     view.picks = choices(rows, cfg)
+    view.throughput, view.fractions = _lines(throughput_series(rows)), _lines(fraction_series(rows))
     return view
 
 
