@@ -34,7 +34,7 @@ from ..config import BenchConfig, DatasetConfig
 from ..errors import DeployBenchError
 from ..io import read_json
 from ..records import Artifact, RunSpec
-from ..rows import Accuracy, Config, Latency, Memory, Outcome, Parity, ResultRow, Run
+from ..rows import Accuracy, Config, Memory, Outcome, Parity, ResultRow, Run
 from ..store import key_of
 from ..validate import check_batch_sizes
 from . import device as dev
@@ -107,16 +107,9 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
 def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
     """Row from the executions of one configuration: latency pooled (stats.pool), memory from the first."""
     lat = pool_results([o["latency"] for o in outs], ctx.cfg.latency.noisy_cv)
-    s, first = lat["summary"], outs[0]
-    latency = Latency(
-        latency_ms_mean=s["mean"], latency_ms_p50=s["p50"], latency_ms_p90=s["p90"], latency_ms_p95=s["p95"],
-        latency_ms_p99=s["p99"], latency_ms_p50_ci_low=s["ci_low"], latency_ms_p50_ci_high=s["ci_high"],
-        latency_cv=s["cv"], throughput_ips=lat["throughput_ips"], latency_ms_std=s["std"], latency_ms_min=s["min"],
-        latency_ms_max=s["max"], latency_count=s["count"], latency_executions=lat["executions"],
-        latency_ms_device_p50=lat["device_p50_ms"], noisy=int(lat["noisy"]),
-        efficiency=efficiency(row["gmacs"], row["batch_size"], s["p50"], ctx.peak(row["runtime"]),
-                              first.get("compute_precision") or row["precision"]),
-        latency_ms_execution_p50s=lat["execution_p50s"])
+    first = outs[0]
+    latency = lat.latency(efficiency(row["gmacs"], row["batch_size"], lat.summary.p50, ctx.peak(row["runtime"]),
+                                     first.get("compute_precision") or row["precision"]))
     memory = Memory(first["peak_host_mem_mb"], first.get("peak_device_mem_mb"), first.get("peak_device_mem_method"))
     row.update(latency.flat(), **memory.flat(), status="ok", status_reason=None)
     return row
