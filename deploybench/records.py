@@ -8,23 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import BackboneConfig, DatasetConfig, TrainConfig
+from .rows import COLUMNS, ResultRow  # noqa: F401  (result columns: the fields of rows.ResultRow, in order)
 
-# Result columns (reports/results.csv and results.db), the contract from DESIGN.md, plus extensions
-# documented in the README (after `versions`).
-COLUMNS = [
-    "run_id", "backbone", "dataset", "domain", "fraction", "seed", "pretrained", "artifact", "format",
-    "runtime", "precision", "device", "device_fingerprint", "batch_size", "threads", "top1", "top5",
-    "top1_delta_vs_torch_fp32", "parity_max_rel_err", "parity_top1_agree", "latency_ms_mean",
-    "latency_ms_p50", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99", "latency_ms_p50_ci_low",
-    "latency_ms_p50_ci_high", "latency_cv", "throughput_ips", "peak_host_mem_mb", "peak_device_mem_mb",
-    "size_mb", "params_m", "gmacs", "status", "status_reason", "created_at", "versions",
-    # extensions
-    "scenario", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_count", "latency_executions",
-    "latency_ms_device_p50",
-    "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
-    "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
-    "profile_path", "compute_precision", "accuracy_images",
-]
 # A row losing more than this many top-1 points vs the run's torch fp32 reference gets `accuracy_flag`; the report
 # flags the same rows. The one definition both use.
 ACC_DROP_PT = 1.0

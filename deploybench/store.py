@@ -12,18 +12,12 @@ from typing import Iterable, Iterator, NamedTuple
 
 from .errors import DeployBenchError
 from .io import atomic_path
-from .records import COLUMNS
+from .rows import ResultRow, Schema, schema
 
 KEY = ("run_id", "artifact", "runtime", "batch_size", "threads", "device_fingerprint")
 WILDCARD = ("artifact", "batch_size")   # None in a failed/skipped row: it stood for any artifact/batch of its run
-_INTEGER = {"seed", "pretrained", "batch_size", "threads", "latency_count", "latency_executions", "image_size",
-            "noisy", "accuracy_images"}
-_TEXT = {"run_id", "backbone", "dataset", "domain", "artifact", "format", "runtime", "precision", "device",
-         "device_fingerprint", "status", "status_reason", "created_at", "versions", "scenario", "config_name",
-         "accuracy_flag", "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
-         "profile_path", "compute_precision"}
-_BOOL = {"pretrained", "noisy"}
-TYPES = {c: "INTEGER" if c in _INTEGER else "TEXT" if c in _TEXT else "REAL" for c in COLUMNS}
+ROWS = schema()   # columns, SQLite types (from ResultRow's field types) and bool columns
+TYPES = ROWS.types
 _MATCH = " AND ".join(f"{k} IS ?" for k in KEY)   # IS: NULL-safe equality (threads=None means all cores)
 _KEY_EXPR = ", ".join(f"IFNULL({k}, '')" for k in KEY)
 Key = namedtuple("Key", KEY)
@@ -49,28 +43,28 @@ def _cell(value):
     return value
 
 
-def _row(names: list[str], values: tuple) -> dict:
-    row = dict.fromkeys(COLUMNS)
+def _row(sc: Schema, names: list[str], values: tuple) -> dict:
+    row = dict.fromkeys(sc.columns)
     row.update((n, v) for n, v in zip(names, values) if n in row)
-    for c in _BOOL:
+    for c in sc.bools:
         if isinstance(row[c], int):
             row[c] = bool(row[c])
     return row
 
 
-def _same(a: dict, b: dict) -> bool:
-    return all(_cell(a.get(c)) == _cell(b.get(c)) for c in COLUMNS)
+def _same(sc: Schema, a: dict, b: dict) -> bool:
+    return all(_cell(a.get(c)) == _cell(b.get(c)) for c in sc.columns)
 
 
-def _select(con: sqlite3.Connection, table: str, where: str, args: list) -> Iterator[dict]:
-    for v in con.execute(f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE {where}", args):
-        yield _row(COLUMNS, v)
+def _select(sc: Schema, con: sqlite3.Connection, table: str, where: str, args: list) -> Iterator[dict]:
+    for v in con.execute(f"SELECT {', '.join(sc.columns)} FROM {table} WHERE {where}", args):
+        yield _row(sc, sc.columns, v)
 
 
-def _insert(con: sqlite3.Connection, table: str, row: dict) -> None:
+def _insert(sc: Schema, con: sqlite3.Connection, table: str, row: dict) -> None:
     verb = "INSERT OR IGNORE" if table == "failures" else "INSERT"   # failures: the same attempt once
-    con.execute(f"{verb} INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                [_cell(row.get(c)) for c in COLUMNS])
+    con.execute(f"{verb} INTO {table} ({', '.join(sc.columns)}) VALUES ({', '.join('?' * len(sc.columns))})",
+                [_cell(row.get(c)) for c in sc.columns])
 
 
 def _stands_for(row: dict) -> tuple[str, list]:
@@ -106,21 +100,23 @@ class ResultStore:
     An ok row is never replaced by a failed or skipped one: such a row goes to `failures`. An ok row replaces an
     older row of its configuration, and moves the failed/skipped rows it covers (same key, or None where the
     failure had no artifact/batch yet: WILDCARD) to `failures`. Dbs written with the old key (which held the
-    precision label) are migrated on open.
+    precision label) are migrated on open, and so are dbs missing columns added since (ALTER TABLE ADD COLUMN).
+    The columns are those of `row_type` (rows.ResultRow).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, row_type: type = ResultRow):
         self.path = Path(path)
+        self.schema = sc = ROWS if row_type is ResultRow else schema(row_type)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _connect(self.path, create=True) as con:
             con.execute("PRAGMA journal_mode=WAL")
             for table in ("results", "failures"):
-                cols = ", ".join(f"{c} {TYPES[c]}" for c in COLUMNS)
+                cols = ", ".join(f"{c} {sc.types[c]}" for c in sc.columns)
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
                 have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
-                for c in COLUMNS:   # a db written before a column was added gains it (values NULL)
+                for c in sc.columns:   # a db written before a column was added gains it (values NULL)
                     if c not in have:
-                        con.execute(f"ALTER TABLE {table} ADD COLUMN {c} {TYPES[c]}")
+                        con.execute(f"ALTER TABLE {table} ADD COLUMN {c} {sc.types[c]}")
             con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS failures_attempt ON failures ({_KEY_EXPR}, "
                         "IFNULL(created_at, ''), IFNULL(status, ''), IFNULL(status_reason, ''))")
             if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'results_config'").fetchone():
@@ -130,7 +126,8 @@ class ResultStore:
     def _migrate(self, con: sqlite3.Connection) -> None:
         """Old key -> KEY: keep one row per configuration (ok first, then the newest), the rest as above."""
         con.execute("DROP INDEX IF EXISTS results_key")
-        rows = [_row(COLUMNS, v) for v in con.execute(f"SELECT {', '.join(COLUMNS)} FROM results")]
+        sc = self.schema
+        rows = [_row(sc, sc.columns, v) for v in con.execute(f"SELECT {', '.join(sc.columns)} FROM results")]
         con.execute("DELETE FROM results")
         con.execute(f"CREATE UNIQUE INDEX results_config ON results ({_KEY_EXPR})")
         for r in sorted(rows, key=lambda r: (r["status"] == "ok", r["created_at"] or "")):
@@ -140,7 +137,7 @@ class ResultStore:
         """Store rows (one transaction) under the rules above; returns how many were given."""
         rows = list(rows)
         for i, r in enumerate(rows):
-            unknown = set(r) - set(COLUMNS)
+            unknown = set(r) - set(self.schema.columns)
             if unknown:
                 raise DeployBenchError(f"{self.path}: row {i} has unknown column(s) {sorted(unknown)}; "
                                        f"result rows use records.COLUMNS")
@@ -149,44 +146,45 @@ class ResultStore:
                 self._put(con, r, newer_only=False)
         return len(rows)
 
-    @staticmethod
-    def _put(con: sqlite3.Connection, row: dict, newer_only: bool = True) -> str:
+    def _put(self, con: sqlite3.Connection, row: dict, newer_only: bool = True) -> str:
         """Store one row; returns added | replaced | unchanged | failure. With `newer_only` (merge), a row older
         than the stored one of its configuration leaves that one in place."""
+        sc = self.schema
         key = [_cell(row.get(k)) for k in KEY]
-        old = next(_select(con, "results", _MATCH, key), None)
-        if old is not None and _same(old, row):
+        old = next(_select(sc, con, "results", _MATCH, key), None)
+        if old is not None and _same(sc, old, row):
             return "unchanged"
         stale = old is not None and newer_only and (old["created_at"] or "") > (row.get("created_at") or "")
         if row.get("status") != "ok":
-            if stale or next(_select(con, "results", "status IS 'ok' AND " + _stands_for(row)[0],
+            if stale or next(_select(sc, con, "results", "status IS 'ok' AND " + _stands_for(row)[0],
                                      _stands_for(row)[1]), None):
-                _insert(con, "failures", row)
+                _insert(sc, con, "failures", row)
                 return "failure"
         elif stale and old["status"] == "ok":
             return "unchanged"
         where, args = _standing_for(row)
-        for f in _select(con, "results", "status IS NOT 'ok' AND " + where, args):
-            _insert(con, "failures", f)
+        for f in _select(sc, con, "results", "status IS NOT 'ok' AND " + where, args):
+            _insert(sc, con, "failures", f)
             con.execute(f"DELETE FROM results WHERE {_MATCH}", [_cell(f[k]) for k in KEY])
         con.execute(f"DELETE FROM results WHERE {_MATCH}", key)   # an older ok row: re-measured
-        _insert(con, "results", row)
+        _insert(sc, con, "results", row)
         return "added" if old is None else "replaced"
+
     def rows(self, **filters) -> list[dict]:
-        """Rows as dicts of COLUMNS; `col=value` or `col=[v1, v2]` filters (None matches NULL)."""
-        where, args = [], []
+        """Rows as dicts of the columns; `col=value` or `col=[v1, v2]` filters (None matches NULL)."""
+        sc, where, args = self.schema, [], []
         for col, value in filters.items():
-            if col not in TYPES:
-                raise DeployBenchError(f"{self.path}: unknown filter column '{col}' (known: {', '.join(COLUMNS)})")
+            if col not in sc.types:
+                raise DeployBenchError(f"{self.path}: unknown filter column '{col}' (known: {', '.join(sc.columns)})")
             values = list(value) if isinstance(value, (list, tuple, set)) else [value]
             where.append("(" + " OR ".join(f"{col} IS ?" for _ in values) + ")")
             args += [_cell(v) for v in values]
-        sql = f"SELECT {', '.join(COLUMNS)} FROM results"
+        sql = f"SELECT {', '.join(sc.columns)} FROM results"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY " + ", ".join(KEY)
         with _connect(self.path) as con:
-            return [_row(COLUMNS, v) for v in con.execute(sql, args)]
+            return [_row(sc, sc.columns, v) for v in con.execute(sql, args)]
 
     def keys(self, status: str | None = "ok") -> set[Key]:
         """Config keys present with that status (None: any status) — what bench may skip."""
@@ -197,35 +195,35 @@ class ResultStore:
     def failures(self) -> list[dict]:
         """Failed/skipped attempts kept apart from `results` (their configuration has an ok row, or a newer one)."""
         with _connect(self.path) as con:
-            return list(_select(con, "failures", "1 ORDER BY " + ", ".join(KEY) + ", created_at", []))
+            return list(_select(self.schema, con, "failures", "1 ORDER BY " + ", ".join(KEY) + ", created_at", []))
 
     def export_csv(self, path: str | Path) -> Path:
-        """Write all rows as CSV (header = COLUMNS, empty cell for None), atomically."""
-        path = Path(path)
+        """Write all rows as CSV (header = the columns, empty cell for None), atomically."""
+        path, cols = Path(path), self.schema.columns
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(COLUMNS)
+            w.writerow(cols)
             for r in self.rows():
-                w.writerow(["" if r[c] is None else _cell(r[c]) for c in COLUMNS])
+                w.writerow(["" if r[c] is None else _cell(r[c]) for c in cols])
         return path
 
     def merge(self, paths: Iterable[str | Path]) -> MergeCounts:
         """Fold other results dbs in (their `failures` too). Per configuration: the newer `created_at` wins, except
         that an ok row is never replaced by a failed/skipped one (that one is kept in `failures`)."""
-        incoming, failed = [], []
+        sc, incoming, failed = self.schema, [], []
         for p in map(Path, paths):
             with _connect(p) as con:
                 names = [r[1] for r in con.execute("PRAGMA table_info(results)")]
                 if not names or not set(KEY) <= set(names):
                     raise DeployBenchError(f"{p}: has no deploybench `results` table (is it a results.db?)")
-                incoming += [_row(names, v) for v in con.execute(f"SELECT {', '.join(names)} FROM results")]
+                incoming += [_row(sc, names, v) for v in con.execute(f"SELECT {', '.join(names)} FROM results")]
                 fnames = [r[1] for r in con.execute("PRAGMA table_info(failures)")]
                 if fnames:
-                    failed += [_row(fnames, v) for v in con.execute(f"SELECT {', '.join(fnames)} FROM failures")]
+                    failed += [_row(sc, fnames, v) for v in con.execute(f"SELECT {', '.join(fnames)} FROM failures")]
         counts = dict.fromkeys(("added", "replaced", "unchanged", "failure"), 0)
         with _connect(self.path) as con, con:
             for row in incoming:
                 counts[self._put(con, row)] += 1
             for row in failed:
-                _insert(con, "failures", row)
+                _insert(sc, con, "failures", row)
         return MergeCounts(counts["added"], counts["replaced"], counts["unchanged"], counts["failure"])

@@ -127,7 +127,10 @@ def test_pool_results_merges_execution_records():
                         ci_rel_width=1.0)
     parts = [measure(lambda: sum(range(2000)), cfg, batch_size=2).as_dict() for _ in range(3)]
     rec = pool_results(parts, noisy_cv=10.0)
-    assert rec["executions"] == 3 and rec["summary"]["count"] == sum(len(p["samples"]) for p in parts)
-    assert rec["execution_p50s"] == [p["summary"]["p50"] for p in parts]
-    assert rec["throughput_ips"] == pytest.approx(2 / (rec["summary"]["mean"] / 1e3))
-    assert rec["device_p50_ms"] is None and rec["noisy"] is False and rec["scenario"] == "offline"
+    assert rec.executions == 3 and rec.summary.count == sum(len(p["samples"]) for p in parts)
+    assert rec.execution_p50s == [p["summary"]["p50"] for p in parts]
+    assert rec.throughput_ips == pytest.approx(2 / (rec.summary.mean / 1e3))
+    assert rec.device_p50_ms is None and rec.noisy is False and rec.scenario == "offline"
+    lat = rec.latency(efficiency=0.5)
+    assert (lat.latency_ms_p50, lat.latency_count, lat.latency_executions, lat.noisy, lat.efficiency) == (
+        rec.summary.p50, rec.summary.count, 3, 0, 0.5)

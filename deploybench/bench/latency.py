@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..config import LatencyConfig
+from ..rows import Latency
 from .stats import StopRule, Summary, is_noisy, pool, summarize
 
 
@@ -76,13 +77,35 @@ def measure(fn: Callable[[], object], cfg: LatencyConfig, device_time: Optional[
         stop_reason=rule.reason, warmup_iters=warm, timed_s=timed_s, samples=rule.samples, device_samples=dev)
 
 
-def pool_results(parts: list[dict], noisy_cv: float) -> dict:
-    """One latency record from several executions (`LatencyResult.as_dict()`s) of the same configuration."""
+@dataclass
+class Pooled:
+    """Several executions of one configuration pooled (stats.pool)."""
+    summary: Summary                  # milliseconds, all executions' samples
+    batch_size: int
+    scenario: str
+    throughput_ips: float
+    device_p50_ms: Optional[float]
+    noisy: bool
+    executions: int
+    execution_p50s: list[float]       # each execution's p50, in round order
+
+    def latency(self, efficiency: Optional[float] = None) -> Latency:
+        """The result row's latency part."""
+        s = self.summary
+        return Latency(
+            latency_ms_mean=s.mean, latency_ms_p50=s.p50, latency_ms_p90=s.p90, latency_ms_p95=s.p95,
+            latency_ms_p99=s.p99, latency_ms_p50_ci_low=s.ci_low, latency_ms_p50_ci_high=s.ci_high, latency_cv=s.cv,
+            throughput_ips=self.throughput_ips, latency_ms_std=s.std, latency_ms_min=s.min, latency_ms_max=s.max,
+            latency_count=s.count, latency_executions=self.executions, latency_ms_device_p50=self.device_p50_ms,
+            noisy=int(self.noisy), efficiency=efficiency, latency_ms_execution_p50s=self.execution_p50s)
+
+
+def pool_results(parts: list[dict], noisy_cv: float) -> Pooled:
+    """Several executions (`LatencyResult.as_dict()`s) of the same configuration pooled."""
     summary = pool([p["samples"] for p in parts])
     bs = int(parts[0]["batch_size"])
     dev = [d for p in parts for d in p["device_samples"]]
     total_ms = sum(sum(p["samples"]) for p in parts)
-    return {"summary": summary.as_dict(), "batch_size": bs, "scenario": parts[0]["scenario"],
-            "throughput_ips": bs * summary.count / (total_ms / 1e3),
-            "device_p50_ms": float(np.percentile(dev, 50)) if dev else None, "noisy": is_noisy(summary, noisy_cv),
-            "executions": len(parts), "execution_p50s": [p["summary"]["p50"] for p in parts]}
+    return Pooled(summary, bs, parts[0]["scenario"], bs * summary.count / (total_ms / 1e3),
+                  float(np.percentile(dev, 50)) if dev else None, is_noisy(summary, noisy_cv), len(parts),
+                  [p["summary"]["p50"] for p in parts])

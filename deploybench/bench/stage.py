@@ -33,7 +33,8 @@ import numpy as np
 from ..config import BenchConfig, DatasetConfig
 from ..errors import DeployBenchError
 from ..io import read_json
-from ..records import COLUMNS, Artifact, RunSpec
+from ..records import Artifact, RunSpec
+from ..rows import Accuracy, Config, Memory, Outcome, Parity, ResultRow, Run
 from ..store import key_of
 from ..validate import check_batch_sizes
 from . import device as dev
@@ -91,34 +92,26 @@ class _Ctx:
 
 def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_size: Optional[int],
               config_name: Optional[str]) -> dict:
-    row = dict.fromkeys(COLUMNS)
-    row.update({k: meta.get(k) for k in ("run_id", "backbone", "dataset", "domain", "fraction", "seed",
-                                         "pretrained", "params_m", "gmacs", "image_size")})
+    """The row of one configuration before it is measured (flat: the store's and report's form)."""
     name, fp = ctx.label(runtime)
-    row.update(artifact=Path(artifact.path).name, format=artifact.format, runtime=runtime,
-               precision=artifact.precision, device=name, device_fingerprint=fp, bench_call=ctx.call,
-               batch_size=batch_size, threads=ctx.threads, size_mb=_size_mb(Path(artifact.path)),
-               scenario=None if batch_size is None else ("single-stream" if batch_size == 1 else "offline"),
-               created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=dev.versions(),
-               config_name=config_name, recipe=artifact.recipe or None)
-    return row
+    return ResultRow(
+        run=Run(**{k: meta.get(k) for k in Run.__dataclass_fields__}),
+        config=Config(artifact=Path(artifact.path).name, format=artifact.format, runtime=runtime,
+                      precision=artifact.precision, device=name, device_fingerprint=fp, batch_size=batch_size,
+                      threads=ctx.threads, size_mb=_size_mb(Path(artifact.path)), recipe=artifact.recipe or None,
+                      scenario=None if batch_size is None else ("single-stream" if batch_size == 1 else "offline")),
+        outcome=Outcome(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=dev.versions(),
+                        config_name=config_name, bench_call=ctx.call)).flat()
 
 
 def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
     """Row from the executions of one configuration: latency pooled (stats.pool), memory from the first."""
     lat = pool_results([o["latency"] for o in outs], ctx.cfg.latency.noisy_cv)
-    s, first = lat["summary"], outs[0]
-    row.update(status="ok", status_reason=None, latency_ms_mean=s["mean"], latency_ms_p50=s["p50"], latency_ms_p90=s["p90"],
-               latency_ms_p95=s["p95"], latency_ms_p99=s["p99"], latency_ms_p50_ci_low=s["ci_low"],
-               latency_ms_p50_ci_high=s["ci_high"], latency_cv=s["cv"], latency_ms_std=s["std"],
-               latency_ms_min=s["min"], latency_ms_max=s["max"], latency_count=s["count"],
-               latency_executions=lat["executions"], latency_ms_device_p50=lat["device_p50_ms"],
-               latency_ms_execution_p50s=lat["execution_p50s"],
-               throughput_ips=lat["throughput_ips"], noisy=int(lat["noisy"]),
-               peak_host_mem_mb=first["peak_host_mem_mb"], peak_device_mem_mb=first.get("peak_device_mem_mb"),
-               peak_device_mem_method=first.get("peak_device_mem_method"))
-    row["efficiency"] = efficiency(row["gmacs"], row["batch_size"], s["p50"], ctx.peak(row["runtime"]),
-                                   first.get("compute_precision") or row["precision"])
+    first = outs[0]
+    latency = lat.latency(efficiency(row["gmacs"], row["batch_size"], lat.summary.p50, ctx.peak(row["runtime"]),
+                                     first.get("compute_precision") or row["precision"]))
+    memory = Memory(first["peak_host_mem_mb"], first.get("peak_device_mem_mb"), first.get("peak_device_mem_method"))
+    row.update(latency.flat(), **memory.flat(), status="ok", status_reason=None)
     return row
 
 
@@ -206,9 +199,9 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
 def _accuracy_cols(out: dict) -> dict:
     """Row columns from a worker's accuracy pass: top-1/5, its image count, parity vs the torch fp32 reference."""
     parity = out.get("parity") or {}
-    return {"top1": out["top1"], "top5": out["top5"], "accuracy_images": out["accuracy_images"],
-            "parity_max_rel_err": parity.get("max_rel_err"), "parity_median_rel_err": parity.get("median_rel_err"),
-            "parity_top1_agree": parity.get("top1_agree")}
+    return Accuracy(top1=out["top1"], top5=out["top5"], accuracy_images=out["accuracy_images"]).flat() | Parity(
+        parity_max_rel_err=parity.get("max_rel_err"), parity_median_rel_err=parity.get("median_rel_err"),
+        parity_top1_agree=parity.get("top1_agree")).flat()
 
 
 def _plan(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_sizes: list[int],

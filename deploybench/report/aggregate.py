@@ -202,13 +202,13 @@ def configs(rows: Iterable[dict]) -> list[dict]:
         c.update(latency_batch=batches[0] if batches else None, throughput_batch=batches[-1] if batches else None,
                  throughput_ips=_median(_vals(large, "throughput_ips")), batches=batches)
         out.append(c)
-    return sorted(out, key=_rank_key)
+    return sorted(out, key=rank_key)
 
 
-def _rank_key(c: dict) -> tuple:
-    top1 = c.get("top1_mean")
-    p50 = c.get("latency_ms_p50")
-    return (top1 is None, -(top1 or 0.0), p50 is None, p50 or 0.0)
+def rank_key(c: dict, top1: str = "top1_mean") -> tuple:
+    """The ranking order of the report and `select`: highest top-1 first, then lowest p50 (unmeasured last)."""
+    acc, p50 = c.get(top1), c.get("latency_ms_p50")
+    return (acc is None, -(acc or 0.0), p50 is None, p50 or 0.0)
 
 
 def flags(c: dict, noisy_cv: float = 0.15) -> list[str]:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import html
 import math
-import statistics
 from collections import defaultdict
-from datetime import datetime, timezone
 
 import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from .aggregate import (backbone_label, devices, distinguish, faster_text, flags, fraction_series, ok_rows, p50_err,
-                        ranked, throughput_series)
-from .markdown import choices, config_text, device_title, pick_text, top1_text
+from .aggregate import backbone_label, faster_text, ok_rows, p50_err
+from .view import View, build, color_index, panels, config_text, device_title, flag_text, pick_text, top1_text
 from .paper import html_section as paper_section
 from .pareto import pareto_rows
 from .profile import profile_html
@@ -57,7 +54,7 @@ td.t,th.t{text-align:left}tr:hover td{background:#f8faff}td.star{color:#d4a017;t
 
 
 def _colors(labels) -> dict[str, str]:
-    return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(sorted(set(labels)))}
+    return {b: PALETTE[i % len(PALETTE)] for b, i in color_index(labels).items()}
 
 
 def _hover(c: dict) -> str:
@@ -67,11 +64,8 @@ def _hover(c: dict) -> str:
             f" (95 % CI {ci_text(c)})<br>size {num(c['size_mb']) if c.get('size_mb') else '–'} MB")
 
 
-def _scatter_by_device(rows: list[dict], x: str, title: str, xtitle: str, log_x: bool) -> go.Figure:
-    devs = devices(ok_rows(rows))
-    tables = ranked(rows)
-    fmax = max((t["fraction"] for t in tables if t["fraction"] is not None), default=None)
-    tables = [t for t in tables if t["fraction"] == fmax]
+def _scatter_by_device(view: View, x: str, title: str, xtitle: str, log_x: bool) -> go.Figure:
+    devs, tables = view.plot_devices, view.plot_tables()
     colors = _colors(backbone_label(c) for t in tables for c in t["configs"])
     fig = make_subplots(rows=1, cols=len(devs), shared_yaxes=True, subplot_titles=list(devs.values()),
                         horizontal_spacing=0.04)
@@ -123,25 +117,24 @@ def _precision_legend(fig: go.Figure, precisions) -> None:
                                  marker=dict(color="#888", size=10, symbol=SYMBOLS.get(p, "x")), hoverinfo="skip"))
 
 
-def _throughput(rows: list[dict]) -> go.Figure:
-    devs = devices(ok_rows(rows))
-    series = throughput_series(rows)
-    colors = _colors(k[1] for k in series)
-    dashes = dict(zip(sorted({k[2] for k in series}), ["solid", "dash", "dot", "dashdot", "longdash"] * 3))
-    batches = sorted({b for by_bs in series.values() for b in by_bs})
+def _throughput(view: View) -> go.Figure:
+    devs, lines = view.plot_devices, view.throughput
+    colors = _colors(ln.key[1] for ln in lines)
+    dashes = dict(zip(sorted({ln.key[2] for ln in lines}), ["solid", "dash", "dot", "dashdot", "longdash"] * 3))
+    batches = sorted({b for ln in lines for b in ln.x})
     fig = make_subplots(rows=1, cols=len(devs), shared_yaxes=True, subplot_titles=list(devs.values()),
                         horizontal_spacing=0.04)
     for col, fp in enumerate(devs, 1):
-        for (f, bb, rt, pr), by_bs in sorted(series.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        for ln in lines:
+            f, bb, rt, pr = ln.key
             if f == fp:
-                bs = sorted(by_bs)
                 fig.add_trace(go.Scatter(
-                    x=bs, y=[statistics.fmean(by_bs[b]) for b in bs], mode="lines+markers", name=f"{bb} {rt} {pr}",
+                    x=ln.x, y=ln.y, mode="lines+markers", name=f"{bb} {rt} {pr}",
                     legendgroup=f"{bb} {rt} {pr}", showlegend=col == 1,
                     line=dict(color=colors[bb], dash=dashes[rt]), marker=dict(symbol=SYMBOLS.get(pr, "x"), size=8),
                     hovertemplate=f"{bb} {rt} {pr}<br>batch %{{x}}: %{{y:.1f}} img/s<extra></extra>"), row=1, col=col)
         fig.update_xaxes(title_text="batch size", type="log", tickvals=batches, row=1, col=col)
-    ys = [v for by_bs in series.values() for vs in by_bs.values() for v in vs]
+    ys = [v for ln in lines for v in ln.y]
     ticks = _ticks_125(min(ys), max(ys)) if ys else None
     fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{v:g}" for v in ticks] if ticks else None)
     fig.update_yaxes(title_text="throughput (img/s)", row=1, col=1)
@@ -150,22 +143,18 @@ def _throughput(rows: list[dict]) -> go.Figure:
     return fig
 
 
-def _fractions(rows: list[dict]) -> go.Figure | None:
-    acc = fraction_series(rows)
-    if not acc:
+def _fractions(view: View) -> go.Figure | None:
+    lines = view.fractions
+    if not lines:
         return None
-    colors = _colors(k[1] for k in acc)
-    dsets = sorted({k[0] for k in acc})
-    fig = make_subplots(rows=1, cols=len(dsets), subplot_titles=dsets, horizontal_spacing=0.06)
-    for col, ds in enumerate(dsets, 1):
-        for (d, bb), by_f in sorted(acc.items()):
-            if d == ds:
-                fr = sorted(by_f)
-                fig.add_trace(go.Scatter(
-                    x=fr, y=[statistics.fmean(by_f[f]) for f in fr], mode="lines+markers", name=bb, legendgroup=bb,
-                    showlegend=col == 1, line=dict(color=colors[bb]),
-                    error_y=dict(array=[statistics.stdev(by_f[f]) if len(by_f[f]) > 1 else 0 for f in fr])),
-                    row=1, col=col)
+    colors, by_ds = _colors(ln.key[1] for ln in lines), panels(lines)
+    fig = make_subplots(rows=1, cols=len(by_ds), subplot_titles=list(by_ds), horizontal_spacing=0.06)
+    for col, ds_lines in enumerate(by_ds.values(), 1):
+        for ln in ds_lines:
+            bb = ln.key[1]
+            fig.add_trace(go.Scatter(x=ln.x, y=ln.y, mode="lines+markers", name=bb, legendgroup=bb,
+                                     showlegend=col == 1, line=dict(color=colors[bb]), error_y=dict(array=ln.err)),
+                          row=1, col=col)
         fig.update_xaxes(title_text="fraction of training data", row=1, col=col)
     fig.update_yaxes(title_text="top-1 (%)", row=1, col=1)
     fig.update_layout(title="Top-1 vs data fraction (torch fp32, mean ± std over seeds)", height=420,
@@ -179,19 +168,18 @@ def _cell(v, text: str | None = None, cls: str = "") -> str:
     return f'<td{f" class={cls}" if cls else ""} data-v="{html.escape(dv)}">{html.escape(shown)}</td>'
 
 
-def _table(rows: list[dict], noisy_cv: float) -> str:
+def _table(view: View) -> str:
     head = [("device", "t"), ("dataset", "t"), ("fraction", ""), ("backbone", "t"), ("runtime", "t"),
             ("precision", "t"), ("top-1 %", ""), ("± std", ""), ("Δ pt", ""), ("p50 ms", ""), ("p50 95 % CI", "t"),
             ("next faster (p50 ratio, 95 % CI)", "t"), ("p99 ms", ""),
             ("img/s", ""), ("size MB", ""), ("mem MB", ""), ("★", ""), ("flags", "t")]
     body = []
-    for t in ranked(rows):
-        for c, extra in zip(t["configs"], distinguish(t["configs"])):
-            mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
-            fl = "; ".join(flags(c, noisy_cv))
+    for t in view.tables:
+        for c in t["configs"]:
             body.append("<tr>" + "".join([
                 _cell(c.get("device"), cls="t"), _cell(c["dataset"], cls="t"), _cell(c["fraction"]),
-                _cell(config_text(c, extra), cls="t"), _cell(c["runtime"], cls="t"), _cell(c["precision"], cls="t"),
+                _cell(config_text(c, c["extra"]), cls="t"), _cell(c["runtime"], cls="t"),
+                _cell(c["precision"], cls="t"),
                 _cell(c.get("top1_mean"), None if c.get("top1_mean") is None else f"{c['top1_mean']:.2f}"),
                 _cell(c.get("top1_std"), None if c.get("top1_std") is None else f"{c['top1_std']:.2f}"),
                 _cell(c.get("top1_delta"), None if c.get("top1_delta") is None else f"{c['top1_delta']:+.2f}"),
@@ -199,8 +187,9 @@ def _table(rows: list[dict], noisy_cv: float) -> str:
                 _cell(faster_text(c, lambda o: f"{backbone_label(o)} {o['runtime']} {o['precision']}"), cls="t"),
                 _cell(c.get("latency_ms_p99")),
                 _cell(c.get("throughput_ips")),
-                _cell(c.get("size_mb")), _cell(mem), _cell(int(c["pareto"]), "★" if c["pareto"] else "", "star"),
-                _cell(fl, cls="t flag")]) + "</tr>")
+                _cell(c.get("size_mb")), _cell(c["mem_mb"]),
+                _cell(int(c["pareto"]), "★" if c["pareto"] else "", "star"),
+                _cell("; ".join(c["flags"]), cls="t flag")]) + "</tr>")
     ths = "".join(f'<th class="{cls}">{html.escape(h)}</th>' for h, cls in head)
     return (f'<div class="wrap"><table class="sortable"><thead><tr>{ths}</tr></thead><tbody>{"".join(body)}'
             f"</tbody></table></div>")
@@ -220,41 +209,39 @@ def _bad_rows(rows: list[dict]) -> str:
 
 def render_html(rows: list[dict], cfg=None, noisy_cv: float | None = None) -> str:
     """The whole self-contained report page."""
-    noisy_cv = noisy_cv if noisy_cv is not None else (cfg.bench.latency.noisy_cv if cfg is not None else 0.15)
-    name = cfg.name if cfg is not None else next((r["config_name"] for r in rows if r.get("config_name")), "results")
-    devs = devices(rows)
-    counts = {s: sum(r.get("status") == s for r in rows) for s in ("ok", "skipped", "failed")}
-    meta = (f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} &middot; {len(rows)} rows ({counts['ok']} ok, "
-            f"{counts['skipped']} skipped, {counts['failed']} failed) &middot; devices: "
+    return html_page(build(rows, cfg, noisy_cv))
+
+
+def html_page(view: View) -> str:
+    """The whole self-contained report page of `view`."""
+    rows, name, devs = view.rows, view.name, view.devices
+    meta = (f"Generated {view.generated} &middot; {view.summary} &middot; devices: "
             + "; ".join(html.escape(device_title(fp, n).replace("`", "")) for fp, n in devs.items()))
     body = [f"<h1>deploybench report: {html.escape(name)}</h1>", f'<p class="meta">{meta}</p>']
     if ok_rows(rows):
-        figs = [_scatter_by_device(rows, "latency_ms_p50", "Accuracy vs single-stream p50 latency (Pareto front per "
+        figs = [_scatter_by_device(view, "latency_ms_p50", "Accuracy vs single-stream p50 latency (Pareto front per "
                                    "device; outlined = on the front; bars = 95 % CI of p50)",
                                    "p50 latency, batch 1 (ms, log)", True),
-                _scatter_by_device(rows, "size_mb", "Accuracy vs artifact size", "size (MB)", False),
-                _throughput(rows), _fractions(rows)]
+                _scatter_by_device(view, "size_mb", "Accuracy vs artifact size", "size (MB)", False),
+                _throughput(view), _fractions(view)]
         divs = [f.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}",
                           config={"displaylogo": False, "responsive": True}) for i, f in enumerate(figs) if f]
         body += ["<h2>Best choices</h2><p class=meta>Single-stream (batch 1), largest data fraction, top-1 mean "
                  "over seeds.</p>"] + [
-            f"<h3>{html.escape(name)}</h3><ul>" + "".join(
+            f"<h3>{html.escape(dev)}</h3><ul>" + "".join(
                 f"<li>{html.escape(what)}: <b>{html.escape(pick_text(c))}</b></li>" for what, c in picks) + "</ul>"
-            for _, name, picks in choices(rows, cfg)]
+            for _, dev, picks in view.picks]
         body += ["<h2>Plots</h2>"] + [f'<div class="card">{d}</div>' for d in divs]
-        flagged = [(t, c, x, flags(c, noisy_cv)) for t in ranked(rows)
-                   for c, x in zip(t["configs"], distinguish(t["configs"])) if flags(c, noisy_cv)]
-        items = [f"{config_text(c, x)} {c['runtime']} {c['precision']} on {t['device']} ({t['dataset']}, "
-                 f"f{t['fraction']:g}): " + "; ".join(fl) for t, c, x, fl in flagged]
+        items = [flag_text(t, c, on_device=True) for t, c in view.flagged()]
         body += ["<h2>Flags</h2>", "<ul>" + "".join(f'<li class="flag">{html.escape(x)}</li>' for x in items)
                  + "</ul>" if items else "<p>Nothing flagged.</p>"]
         body += ["<h2>All configurations</h2><p class=meta>Click a header to sort. Top-1 mean over seeds; "
                  "p50/p99 at batch 1; img/s at the largest batch; ★ = Pareto-optimal on its device.</p>",
-                 _table(rows, noisy_cv)]
+                 _table(view)]
     else:
         body.append("<p>There are no results yet: run <code>deploybench bench</code> first.</p>")
     body.append(paper_section(rows))
-    body.append(profile_html(rows, cfg))
+    body.append(profile_html(rows, view.cfg))
     body += ["<h2>Skipped and failed</h2>", _bad_rows(rows)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>deploybench report: {html.escape(name)}</title>{ERROR_HOOK}<style>{CSS}</style>"

@@ -3,62 +3,26 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from datetime import datetime, timezone
 from typing import Optional
 
-from .aggregate import (backbone_label, configs, distinguish, faster_text, fraction_series, devices, flags, ok_rows,
-                        order_text, ranked, resolved, seed_mean_rows, tiers)
+from .aggregate import backbone_label, configs, faster_text, ok_rows, order_text, resolved, tiers
 from .fmt import table
 from .paper import markdown_section as paper_section
 from .profile import profile_markdown
-from .select import ci_text, num, select
+from .select import ci_text
+from .view import View, build, config_text, device_title, fixed as _f, flag_text, pick_text, short as _g, top1_text
 
 
-def _f(v, nd: int = 2, sign: bool = False) -> str:
-    if v is None:
-        return "–"
-    return f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
-
-
-def _g(v) -> str:
-    return "–" if v is None else num(v)
-
-
-def top1_text(c: dict) -> str:
-    if c.get("top1_mean") is None:
-        return "–"
-    return f"{c['top1_mean']:.2f}" + (f" ± {c['top1_std']:.2f}" if c.get("top1_std") is not None else "")
-
-
-def device_title(fp: Optional[str], name: str) -> str:
-    return f"{name} (`{str(fp)[:16]}`)"
-
-
-def constraint_sets(cfg) -> list[tuple[str, dict]]:
-    """The config's named constraints."""
-    if cfg is None:
-        return []
-    keys = ("max_latency_ms", "max_p99_ms", "max_size_mb", "max_mem_mb", "min_top1")
-    return [(c.name, {k: getattr(c, k) for k in keys}) for c in cfg.report.constraints]
-
-
-def config_text(c: dict, extra: str = "") -> str:
-    """Backbone label plus what tells the config apart from its look-alikes, e.g. "resnet18 (scratch), 2 threads"."""
-    return backbone_label(c) + (f", {extra}" if extra else "")
-
-
-def _ranking(t: dict, noisy_cv: float) -> str:
+def _ranking(t: dict) -> str:
     body = []
     cs = t["configs"]
-    index = {id(c): i for i, c in enumerate(cs, 1)}
-    for i, (c, extra) in enumerate(zip(cs, distinguish(cs)), 1):
-        tp = f"{num(c['throughput_ips'])} (bs {c['throughput_batch']})" if c.get("throughput_ips") else "–"
-        mem = c.get("peak_device_mem_mb") if c.get("peak_device_mem_mb") is not None else c.get("peak_host_mem_mb")
-        body.append([i, config_text(c, extra), {True: "yes", False: "no"}.get(c.get("pretrained"), "?"),
+    for c in cs:
+        tp = f"{_g(c['throughput_ips'])} (bs {c['throughput_batch']})" if c.get("throughput_ips") else "–"
+        body.append([c["index"], config_text(c, c["extra"]), {True: "yes", False: "no"}.get(c.get("pretrained"), "?"),
                      c["runtime"], c.get("artifact") or c.get("format") or "–", c["precision"], top1_text(c),
                      _f(c.get("top1_delta"), sign=True), _g(c.get("latency_ms_p50")), ci_text(c),
-                     faster_text(c, lambda o: f"#{index[id(o)]}"), _g(c.get("latency_ms_p99")), tp,
-                     _f(c.get("size_mb")), _g(mem), "★" if c.get("pareto") else "", "; ".join(flags(c, noisy_cv))])
+                     faster_text(c, lambda o: f"#{o['index']}"), _g(c.get("latency_ms_p99")), tp,
+                     _f(c.get("size_mb")), _g(c["mem_mb"]), "★" if c.get("pareto") else "", "; ".join(c["flags"])])
     head = ["#", "backbone", "pretrained", "runtime", "artifact", "precision", "top-1 %", "Δ pt", "p50 ms",
             "p50 95 % CI", "next faster (p50 ratio, 95 % CI)", "p99 ms", "img/s", "size MB", "peak mem MB",
             "Pareto", "flags"]
@@ -71,30 +35,25 @@ def _ranking(t: dict, noisy_cv: float) -> str:
             "that measured both (geometric mean, t-interval on log ratios: drift cancels within a round); \"not "
             "resolved\" when that CI includes 1; rows of different calls compare by their absolute CIs only.*")
     return f"### Ranking: {t['dataset']} (fraction {t['fraction']:g})\n\n{note}\n\n{table(head, body)}" + (
-        f"\n\n{_front(t['front'], index)}" if t["front"] else "")
+        f"\n\n{_front(t['front'])}" if t["front"] else "")
 
 
-def _front(front: list[dict], index: dict) -> str:
+def _front(front: list[dict]) -> str:
     """The Pareto front, fastest first, with how sure each latency step along it is."""
-    steps = [f"#{index[id(front[0])]}"] + [f"#{index[id(b)]} ({order_text(a, b, f'#{index[id(a)]}')})"
-                                          for a, b in zip(front, front[1:])]
+    steps = [f"#{front[0]['index']}"] + [f"#{b['index']} ({order_text(a, b, '#' + str(a['index']))})"
+                                         for a, b in zip(front, front[1:])]
     unresolved = sum(not resolved(a, b) for a, b in zip(front, front[1:]))
     return f"Pareto front, fastest first: {' → '.join(steps)}" + (
         f" — {unresolved} of its {len(front) - 1} latency step(s) not resolved." if unresolved else
         " — every latency step resolved." if len(front) > 1 else "")
 
 
-def _device_section(fp, name: str, rows: list[dict], noisy_cv: float) -> str:
-    mine = [r for r in rows if r.get("device_fingerprint") == fp]
+def _device_section(view: View, fp, name: str) -> str:
     parts = [f"## Device: {device_title(fp, name)}"]
-    tables = ranked(mine)
-    parts += [_ranking(t, noisy_cv) for t in tables]
-    flagged = [(t, c, x, flags(c, noisy_cv)) for t in tables for c, x in zip(t["configs"], distinguish(t["configs"]))
-               if flags(c, noisy_cv)]
-    parts.append("### Flagged\n\n" + ("\n".join(
-        f"- {config_text(c, x)} {c['runtime']} {c['precision']} ({t['dataset']}, f{t['fraction']:g}): "
-        f"{'; '.join(fl)}" for t, c, x, fl in flagged) or "Nothing flagged."))
-    bad = [r for r in mine if r.get("status") != "ok"]
+    parts += [_ranking(t) for t in view.tables if t["device_fingerprint"] == fp]
+    parts.append("### Flagged\n\n" + ("\n".join(f"- {flag_text(t, c)}" for t, c in view.flagged(fp))
+                                       or "Nothing flagged."))
+    bad = [r for r in view.rows if r.get("device_fingerprint") == fp and r.get("status") != "ok"]
     by_reason: dict[tuple, list[dict]] = defaultdict(list)
     for r in bad:
         by_reason[(r.get("status"), r.get("runtime"), r.get("precision"), r.get("status_reason"))].append(r)
@@ -128,71 +87,20 @@ def _tiers(rows: list[dict]) -> str:
             + (table(["domain", "tier", "backbone", "top-1 %", "datasets"], body) if body else "No accuracy yet."))
 
 
-def _fractions(rows: list[dict]) -> Optional[str]:
-    acc = fraction_series(rows)
-    if not acc:
+def _fractions(view: View) -> Optional[str]:
+    if not view.fractions:
         return None
-    fracs = sorted({f for by_f in acc.values() for f in by_f})
-    keys = sorted(acc)
-    body = [[ds, bb] + [_f(statistics.fmean(acc[(ds, bb)][f])) if acc[(ds, bb)].get(f) else "–" for f in fracs]
-            for ds, bb in keys]
+    fracs = sorted({f for ln in view.fractions for f in ln.x})
+    body = [[*ln.key] + [_f(dict(zip(ln.x, ln.y)).get(f)) for f in fracs] for ln in view.fractions]
     return ("## Top-1 vs data fraction\n\n*torch fp32 top-1 %, mean over seeds.*\n\n"
             + table(["dataset", "backbone"] + [f"f={f:g}" for f in fracs], body))
 
 
-def choices(rows: list[dict], cfg=None) -> list[tuple[str, str, list[tuple[str, Optional[dict]]]]]:
-    """Per device: [(device fingerprint, device name, [(what, pick or None), ...])] — most accurate, fastest,
-    most accurate under the device's median p50, and each named constraint of `cfg`, per dataset. Picks are
-    single-stream (batch 1) configurations on the largest fraction of their dataset, top-1 averaged over seeds."""
-    fmax: dict[str, float] = {}
-    for r in ok_rows(rows):
-        if r.get("fraction") is not None:
-            fmax[r["dataset"]] = max(fmax.get(r["dataset"], 0.0), r["fraction"])
-    means = [r for r in seed_mean_rows(rows) if r.get("fraction") == fmax.get(r["dataset"])]
-    out = []
-    for fp, name in devices(rows).items():
-        mine = [r for r in means if r.get("device_fingerprint") == fp and r.get("batch_size") == 1]
-        p50s = [r["latency_ms_p50"] for r in mine if r.get("latency_ms_p50") is not None]
-        picks: list[tuple[str, Optional[dict]]] = []
-        for ds in sorted({r["dataset"] for r in mine}):
-            rs = [r for r in mine if r["dataset"] == ds]
-            picks.append((f"{ds}: most accurate", select(rs).best))
-            by_p50 = sorted((r for r in rs if r.get("latency_ms_p50") is not None),
-                            key=lambda r: (r["latency_ms_p50"], -(r.get("top1") or 0)))
-            unsure = len(by_p50) > 1 and not resolved(by_p50[0], by_p50[1])
-            picks.append((f"{ds}: fastest" + (f" (not resolved vs {pick_name(by_p50[1])}: "
-                                              f"{order_text(by_p50[0], by_p50[1])})" if unsure else ""),
-                          by_p50[0] if by_p50 else None))
-            if p50s:
-                med = statistics.median(p50s)
-                picks.append((f"{ds}: most accurate under the median p50 ({num(med)} ms)",
-                               select(rs, max_latency_ms=med).best))
-            for cname, cons in constraint_sets(cfg):
-                active = ", ".join(f"{k} {num(v)}" for k, v in cons.items() if v is not None)
-                picks.append((f"{ds}: {cname} ({active})", select(rs, **cons).best))
-        if picks:
-            out.append((fp, name, picks))
-    return out
-
-
-def pick_text(c: Optional[dict]) -> str:
-    if c is None:
-        return "nothing fits"
-    return (f"{pick_name(c)} — top-1 {_f(c.get('top1'))} %, p50 {_g(c.get('latency_ms_p50'))} ms, "
-            f"{_f(c.get('size_mb'))} MB")
-
-
-def pick_name(c: dict) -> str:
-    """e.g. "resnet18 (scratch) openvino int8 (2 threads)"."""
-    threads = f" ({c['threads']} thread{'s' if c['threads'] > 1 else ''})" if c.get("threads") else ""
-    return f"{backbone_label(c)} {c['runtime']} {c['precision']}{threads}"
-
-
-def _choices(rows: list[dict], cfg) -> str:
+def _choices(view: View) -> str:
     lines = ["## Best choice under constraints", "",
              "*Single-stream (batch 1) configurations on the largest data fraction, top-1 averaged over seeds; "
              "best = highest top-1, then lowest p50.*", ""]
-    for fp, name, picks in choices(rows, cfg):
+    for fp, name, picks in view.picks:
         lines += [f"### {device_title(fp, name)}", ""] + [f"- {what}: {pick_text(c)}" for what, c in picks] + [""]
     return "\n".join(lines).rstrip()
 
@@ -215,22 +123,21 @@ def _side_by_side(rows: list[dict], devs: dict) -> Optional[str]:
 
 def render_markdown(rows: list[dict], cfg=None, noisy_cv: Optional[float] = None) -> str:
     """The whole report as Markdown text."""
-    noisy_cv = noisy_cv if noisy_cv is not None else (cfg.bench.latency.noisy_cv if cfg is not None else 0.15)
-    name = cfg.name if cfg is not None else next((r["config_name"] for r in rows if r.get("config_name")), "results")
-    devs = devices(rows)
-    counts = {s: sum(r.get("status") == s for r in rows) for s in ("ok", "skipped", "failed")}
-    head = [f"# deploybench report: {name}", "",
-            f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from {len(rows)} rows "
-            f"({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed).", ""]
+    return markdown(build(rows, cfg, noisy_cv))
+
+
+def markdown(view: View) -> str:
+    """The whole report of `view` as Markdown text."""
+    rows, devs = view.rows, view.devices
+    head = [f"# deploybench report: {view.name}", "", f"Generated {view.generated} from {view.summary}.", ""]
     if not rows:
         return "\n".join(head + ["There are no results yet: run `deploybench bench` first.", ""])
     head += ["Devices: " + "; ".join(device_title(fp, n) for fp, n in devs.items()), "",
              "Top-1 is % on the test split through the artifact itself; Δ is top-1 points vs torch fp32 of the same "
              "run; p50/p99 are single-stream (batch 1) latencies; img/s is throughput at the largest batch measured."
              + (" Each device is ranked on its own." if len(devs) > 1 else "")]
-    sections = [_device_section(fp, n, rows, noisy_cv) for fp, n in devs.items()]
-    sections += [_precision_deltas(rows), _tiers(rows), _fractions(rows), _choices(rows, cfg),
-                 _side_by_side(rows, devs)]
+    sections = [_device_section(view, fp, n) for fp, n in devs.items()]
+    sections += [_precision_deltas(rows), _tiers(rows), _fractions(view), _choices(view), _side_by_side(rows, devs)]
     sections.append(paper_section(rows))
-    sections.append(profile_markdown(rows, cfg))
+    sections.append(profile_markdown(rows, view.cfg))
     return "\n".join(head) + "\n\n" + "\n\n".join(s for s in sections if s) + "\n"

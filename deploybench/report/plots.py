@@ -2,7 +2,6 @@
 throughput vs batch, top-1 vs data fraction."""
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,16 +11,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from .aggregate import (backbone_label, devices, fraction_series, ok_rows, p50_err, ranked,  # noqa: E402
-                        throughput_series)
+from .aggregate import backbone_label, ok_rows, p50_err  # noqa: E402
 from .pareto import pareto_rows  # noqa: E402
+from .view import View, color_index, panels  # noqa: E402
 
 MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^"}
 
 
 def _colors(labels) -> dict[str, tuple]:
     cmap = plt.get_cmap("tab10")
-    return {b: cmap(i % 10) for i, b in enumerate(sorted(set(labels)))}
+    return {b: cmap(i % 10) for b, i in color_index(labels).items()}
 
 
 def _by(items, key) -> dict:
@@ -61,14 +60,8 @@ def _log(ax, axis: str = "x", base: float = 10) -> None:
         a.set_minor_formatter(NullFormatter())
 
 
-def _largest_fraction(tables: list[dict]) -> list[dict]:
-    fmax = max((t["fraction"] for t in tables if t["fraction"] is not None), default=None)
-    return [t for t in tables if t["fraction"] == fmax]
-
-
-def accuracy_vs_latency(rows: list[dict], path: Path) -> Path:
-    devs = devices(ok_rows(rows))
-    tables = _largest_fraction(ranked(rows))
+def accuracy_vs_latency(view: View, path: Path) -> Path:
+    devs, tables = view.plot_devices, view.plot_tables()
     colors = _colors(backbone_label(c) for t in tables for c in t["configs"])
     fig, axes = plt.subplots(1, len(devs), figsize=(6.5 * len(devs), 4.8), squeeze=False, sharey=True)
     for ax, (fp, name) in zip(axes[0], devs.items()):
@@ -99,8 +92,8 @@ def accuracy_vs_latency(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def accuracy_vs_size(rows: list[dict], path: Path) -> Path:
-    tables = _largest_fraction(ranked(rows))
+def accuracy_vs_size(view: View, path: Path) -> Path:
+    tables = view.plot_tables()
     cs = [c for t in tables for c in t["configs"] if c.get("size_mb") and c.get("top1_mean") is not None]
     colors = _colors(backbone_label(c) for c in cs)
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
@@ -119,18 +112,17 @@ def accuracy_vs_size(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def throughput_vs_batch(rows: list[dict], path: Path) -> Path:
-    devs = devices(ok_rows(rows))
-    series = throughput_series(rows)
-    colors = _colors(k[1] for k in series)
-    styles = {rt: ls for rt, ls in zip(sorted({k[2] for k in series}), ["-", "--", ":", "-.", (0, (5, 1))] * 3)}
+def throughput_vs_batch(view: View, path: Path) -> Path:
+    devs, lines = view.plot_devices, view.throughput
+    colors = _colors(ln.key[1] for ln in lines)
+    styles = {rt: ls for rt, ls in zip(sorted({ln.key[2] for ln in lines}), ["-", "--", ":", "-.", (0, (5, 1))] * 3)}
     fig, axes = plt.subplots(1, len(devs), figsize=(6.5 * len(devs), 4.8), squeeze=False, sharey=True)
     for ax, (fp, name) in zip(axes[0], devs.items()):
-        for (f, bb, rt, pr), by_bs in sorted(series.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        for ln in lines:
+            f, bb, rt, pr = ln.key
             if f != fp:
                 continue
-            bs = sorted(by_bs)
-            ax.plot(bs, [statistics.fmean(by_bs[b]) for b in bs], color=colors[bb], ls=styles[rt],
+            ax.plot(ln.x, ln.y, color=colors[bb], ls=styles[rt],
                     marker=MARKERS.get(pr, "x"), ms=5, lw=1.2, label=f"{bb} {rt} {pr}")
         _log(ax, "x", base=2)
         _log(ax, "y")
@@ -143,19 +135,13 @@ def throughput_vs_batch(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def top1_vs_fraction(rows: list[dict], path: Path) -> Path:
-    acc = fraction_series(rows)
-    colors = _colors(k[1] for k in acc)
-    dsets = sorted({k[0] for k in acc})
-    fig, axes = plt.subplots(1, len(dsets), figsize=(6 * len(dsets), 4.5), squeeze=False)
-    for ax, ds in zip(axes[0], dsets):
-        for (d, bb), by_f in sorted(acc.items()):
-            if d != ds:
-                continue
-            fr = sorted(by_f)
-            ax.errorbar(fr, [statistics.fmean(by_f[f]) for f in fr],
-                        yerr=[statistics.stdev(by_f[f]) if len(by_f[f]) > 1 else 0 for f in fr],
-                        color=colors[bb], marker="o", capsize=3, label=bb)
+def top1_vs_fraction(view: View, path: Path) -> Path:
+    lines = view.fractions
+    colors, by_ds = _colors(ln.key[1] for ln in lines), panels(lines)
+    fig, axes = plt.subplots(1, len(by_ds), figsize=(6 * len(by_ds), 4.5), squeeze=False)
+    for ax, (ds, ds_lines) in zip(axes[0], by_ds.items()):
+        for ln in ds_lines:
+            ax.errorbar(ln.x, ln.y, yerr=ln.err, color=colors[ln.key[1]], marker="o", capsize=3, label=ln.key[1])
         ax.set(title=ds, xlabel="fraction of training data", ylabel="top-1 (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -163,17 +149,16 @@ def top1_vs_fraction(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_plots(rows: list[dict], out_dir: Path) -> dict[str, Path]:
-    """All plots that the data supports; returns {name: path}."""
+def write_plots(view: View, out_dir: Path) -> dict[str, Path]:
+    """All plots that the data supports (report.view.build's view); returns {name: path}."""
     out_dir = Path(out_dir)
-    ok = ok_rows(rows)
-    if not ok:
+    if not ok_rows(view.rows):
         return {}
-    paths = {"accuracy_vs_latency": accuracy_vs_latency(rows, out_dir / "accuracy_vs_latency.png"),
-             "accuracy_vs_size": accuracy_vs_size(rows, out_dir / "accuracy_vs_size.png"),
-             "throughput_vs_batch": throughput_vs_batch(rows, out_dir / "throughput_vs_batch.png")}
-    if len({r.get("fraction") for r in ok if r.get("top1") is not None and r.get("fraction") is not None}) > 1:
-        paths["top1_vs_fraction"] = top1_vs_fraction(rows, out_dir / "top1_vs_fraction.png")
+    paths = {"accuracy_vs_latency": accuracy_vs_latency(view, out_dir / "accuracy_vs_latency.png"),
+             "accuracy_vs_size": accuracy_vs_size(view, out_dir / "accuracy_vs_size.png"),
+             "throughput_vs_batch": throughput_vs_batch(view, out_dir / "throughput_vs_batch.png")}
+    if view.fractions:
+        paths["top1_vs_fraction"] = top1_vs_fraction(view, out_dir / "top1_vs_fraction.png")
     else:   # no stale plot from an earlier, multi-fraction report
         (out_dir / "top1_vs_fraction.png").unlink(missing_ok=True)
     return paths

@@ -5,7 +5,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .aggregate import CONFIG, backbone_label, distinguish, order_text, resolved, same_config
+from ..rows import Memory
+from .aggregate import CONFIG, backbone_label, distinguish, order_text, rank_key, resolved, same_config
 
 CANDIDATE_COLS = ("backbone", "dataset", "fraction", "seed", "runtime", "precision", "format", "batch_size",
                   "top1", "latency_ms_p50", "latency_ms_p50_ci_low", "latency_ms_p50_ci_high", "latency_ms_p99", "size_mb", "mem_mb", "throughput_ips",
@@ -27,7 +28,7 @@ def ci_text(r: dict, sep: str = "–") -> str:
 
 def mem_mb(r: dict) -> Optional[float]:
     """Peak memory that matters for the row: device memory where measured, else host memory."""
-    return r.get("peak_device_mem_mb") if r.get("peak_device_mem_mb") is not None else r.get("peak_host_mem_mb")
+    return Memory(r.get("peak_host_mem_mb"), r.get("peak_device_mem_mb")).mb
 
 
 def _label(r: dict) -> str:
@@ -142,7 +143,7 @@ def select(rows: list[dict], max_latency_ms: Optional[float] = None, max_p99_ms:
            max_size_mb: Optional[float] = None, max_mem_mb: Optional[float] = None,
            min_top1: Optional[float] = None, device: Optional[str] = None, runtime: Optional[str] = None,
            precision: Optional[str] = None, dataset: Optional[str] = None) -> Selection:
-    """Rank the configurations that meet every constraint (top-1 desc, then p50 asc).
+    """Rank the configurations that meet every constraint (aggregate.rank_key: top-1 desc, then p50 asc).
 
     Latency constraints use single-stream rows: each configuration (aggregate.CONFIG, per run: seeds are not
     pooled here) is represented by its smallest-batch row (normally batch 1); its larger-batch rows only supply
@@ -172,6 +173,5 @@ def select(rows: list[dict], max_latency_ms: Optional[float] = None, max_p99_ms:
             sel.candidates.append(cand)
     # constraint misses first, then filtered-out rows, then skipped/failed ones
     sel.excluded.sort(key=lambda e: (e["row"].get("status") != "ok", bool(_filters(e["row"], c))))
-    sel.candidates.sort(key=lambda r: (r.get("top1") is None, -(r.get("top1") or 0.0),
-                                       r.get("latency_ms_p50") is None, r.get("latency_ms_p50") or 0.0))
+    sel.candidates.sort(key=lambda r: rank_key(r, "top1"))
     return sel
