@@ -35,11 +35,12 @@ def _pipeline(cfg: Config, stages: tuple[str, ...], backbones=(), executor=None,
               **options) -> None:
     from .sweep.plan import plan
     from .sweep.runner import run_pipeline
-    from .validate import check_backbones, check_batch_sizes, check_config, check_runtimes
+    from .validate import check_backbones, check_batch_sizes, check_config, check_formats, check_runtimes
 
     check_config(cfg, stages)
     check_backbones(cfg, backbones)
     check_runtimes(options.get("runtimes") or ())
+    check_formats(options.get("formats") or ())
     if options.get("batch_sizes"):
         check_batch_sizes(options["batch_sizes"], "--batch-size")
     runs = plan(cfg, tuple(backbones))
@@ -72,9 +73,11 @@ def finetune(config_path, workdir, backbones):
 @WORKDIR_OPT
 @click.option("--backbone", "backbones", multiple=True)
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "fp16", "int8"]))
-@click.option("--format", "formats", multiple=True, type=click.Choice(["onnx", "openvino", "tensorrt"]))
+@click.option("--format", "formats", multiple=True,
+              help="An export format of the registry: onnx, openvino, tensorrt, pt2, ... (repeatable).")
 def export(config_path, workdir, backbones, precisions, formats):
-    """Export checkpoints to ONNX fp32/fp16/int8, OpenVINO IR and TensorRT engines, with parity checks."""
+    """Export checkpoints to ONNX fp32/fp16/int8, OpenVINO IR, TensorRT engines (and the registry's other
+    formats), with parity checks."""
     _pipeline(_load(config_path, workdir), ("export",), backbones,
               formats=list(formats) or None, precisions=list(precisions) or None)
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import BackboneConfig, DatasetConfig, TrainConfig
+from .formats import Artifact  # noqa: F401  (re-exported: stages import it from records)
+from .workdir import Workdir
 
 # Result columns (reports/results.csv and results.db), the contract from DESIGN.md, plus extensions
 # documented in the README (after `versions`).
@@ -72,28 +74,14 @@ class RunSpec:
 
     def stored_id(self, root: Path) -> str:
         """run_id, or legacy_run_id where only a workdir of an older version has this run (compatibility lookup)."""
-        root = Path(root)
-        done = lambda run_id: (root / "checkpoints" / run_id / "meta.json").exists()
-        if not done(self.run_id) and done(self.legacy_run_id):
-            return self.legacy_run_id
-        return self.run_id
+        wd = Workdir(root)
+        return self.legacy_run_id if not wd.has_run(self.run_id) and wd.has_run(self.legacy_run_id) else self.run_id
 
     def ckpt_dir(self, root: Path) -> Path:
-        return Path(root) / "checkpoints" / self.stored_id(root)
+        return Workdir(root).ckpt_dir(self.stored_id(root))
 
     def engine_dir(self, root: Path) -> Path:
-        return Path(root) / "engines" / self.stored_id(root)
-
-
-@dataclass
-class Artifact:
-    """A deployable file: what the export stage wrote and the bench stage runs."""
-    path: str                   # absolute or workdir-relative path
-    format: str                 # pytorch | onnx | openvino | tensorrt
-    precision: str              # precision the artifact carries: fp32 | fp16 | int8
-    run_id: str = ""
-    recipe: str = ""            # int8 recipe: s8s8-qdq | u8s8-qdq | nncf-ptq ("" for fp32/fp16)
-    target: str = ""            # runtime the artifact is made for ("" = any)
+        return Workdir(root).engine_dir(self.stored_id(root))
 
 
 @dataclass
