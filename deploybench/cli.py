@@ -12,6 +12,7 @@ import click
 
 from .config import DEFAULT_CONFIG, BenchConfig, Config, load_config
 from .errors import DeployBenchError
+from .workdir import Workdir
 
 CONFIG_OPT = click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
                           type=click.Path(dir_okay=False), help="Experiment YAML.")
@@ -27,8 +28,7 @@ def _load(config_path: str, workdir: Optional[str]) -> Config:
 
 
 def _results_db(cfg_or_root) -> Path:
-    root = cfg_or_root.root if isinstance(cfg_or_root, Config) else Path(cfg_or_root)
-    return root / "reports" / "results.db"
+    return Workdir(cfg_or_root.root if isinstance(cfg_or_root, Config) else cfg_or_root).results_db
 
 
 def _pipeline(cfg: Config, stages: tuple[str, ...], backbones=(), executor=None, workers=None, address=None,
@@ -179,7 +179,7 @@ def report(config_path, workdir):
         raise DeployBenchError(f"{db}: no results yet (run `deploybench bench` first)")
     store = ResultStore(db)
     store.export_csv(db.with_suffix(".csv"))
-    paths = write_report(store, cfg.root / "reports", cfg)
+    paths = write_report(store, Workdir(cfg.root).reports_dir, cfg)
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
 

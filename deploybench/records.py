@@ -73,9 +73,8 @@ class RunSpec:
                f"{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
 
     def stored_id(self, root: Path) -> str:
-        """run_id, or legacy_run_id where only a workdir of an older version has this run (compatibility lookup)."""
-        wd = Workdir(root)
-        return self.legacy_run_id if not wd.has_run(self.run_id) and wd.has_run(self.legacy_run_id) else self.run_id
+        """run_id, or legacy_run_id where only a workdir of an older version has this run (Workdir.stored_id)."""
+        return Workdir(root).stored_id(self)
 
     def ckpt_dir(self, root: Path) -> Path:
         return Workdir(root).ckpt_dir(self.stored_id(root))

@@ -31,6 +31,12 @@ class Workdir:
         """Whether checkpoints/<run_id>/meta.json exists (a finished or started fine-tune)."""
         return (self.ckpt_dir(run_id) / "meta.json").exists()
 
+    def stored_id(self, run) -> str:
+        """The id a RunSpec's folders carry here: run.run_id, or run.legacy_run_id where only a workdir of an older
+        version has the run (compatibility lookup)."""
+        old = not self.has_run(run.run_id) and self.has_run(run.legacy_run_id)
+        return run.legacy_run_id if old else run.run_id
+
     def manifest(self, run_id: str) -> dict:
         """engines/<run_id>/export.json ({} when missing or unreadable)."""
         return read_json(self.engine_dir(run_id) / "export.json") or {}
