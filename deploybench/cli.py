@@ -74,7 +74,7 @@ def finetune(config_path, workdir, backbones):
 @click.option("--backbone", "backbones", multiple=True)
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "fp16", "int8"]))
 @click.option("--format", "formats", multiple=True,
-              help="An export format of the registry: onnx, openvino, tensorrt, pt2, ... (repeatable).")
+              help="An export format of the runtime registry, e.g. onnx (repeatable; a wrong name lists them).")
 def export(config_path, workdir, backbones, precisions, formats):
     """Export checkpoints to ONNX fp32/fp16/int8, OpenVINO IR, TensorRT engines (and the registry's other
     formats), with parity checks."""

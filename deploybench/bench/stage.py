@@ -299,7 +299,8 @@ def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_s
     ref, seconds = reference.ensure(run.ckpt_dir(root), meta, X, y)
     if seconds is not None:
         log.info("%s: torch fp32 reference on %d test images computed in %.1f s", run.run_id, len(y), seconds)
-    return _run_all(Workdir(root).artifacts(run.stored_id(root)), meta, root, cfg, runtimes, batch_sizes, existing, device,
+    arts = Workdir(root).artifacts(run.stored_id(root))
+    return _run_all(arts, meta, root, cfg, runtimes, batch_sizes, existing, device,
                     (X[:max(batch_sizes or cfg.batch_sizes)], X, y, ref), config_name, timeout_s)
 
 
