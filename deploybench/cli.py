@@ -12,6 +12,7 @@ import click
 
 from .config import DEFAULT_CONFIG, BenchConfig, Config, load_config
 from .errors import DeployBenchError
+from .workdir import Workdir
 
 CONFIG_OPT = click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
                           type=click.Path(dir_okay=False), help="Experiment YAML.")
@@ -27,19 +28,19 @@ def _load(config_path: str, workdir: Optional[str]) -> Config:
 
 
 def _results_db(cfg_or_root) -> Path:
-    root = cfg_or_root.root if isinstance(cfg_or_root, Config) else Path(cfg_or_root)
-    return root / "reports" / "results.db"
+    return Workdir(cfg_or_root.root if isinstance(cfg_or_root, Config) else cfg_or_root).results_db
 
 
 def _pipeline(cfg: Config, stages: tuple[str, ...], backbones=(), executor=None, workers=None, address=None,
               **options) -> None:
     from .sweep.plan import plan
     from .sweep.runner import run_pipeline
-    from .validate import check_backbones, check_batch_sizes, check_config, check_runtimes
+    from .validate import check_backbones, check_batch_sizes, check_config, check_formats, check_runtimes
 
     check_config(cfg, stages)
     check_backbones(cfg, backbones)
     check_runtimes(options.get("runtimes") or ())
+    check_formats(options.get("formats") or ())
     if options.get("batch_sizes"):
         check_batch_sizes(options["batch_sizes"], "--batch-size")
     runs = plan(cfg, tuple(backbones))
@@ -72,9 +73,11 @@ def finetune(config_path, workdir, backbones):
 @WORKDIR_OPT
 @click.option("--backbone", "backbones", multiple=True)
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "fp16", "int8"]))
-@click.option("--format", "formats", multiple=True, type=click.Choice(["onnx", "openvino", "tensorrt"]))
+@click.option("--format", "formats", multiple=True,
+              help="An export format of the runtime registry, e.g. onnx (repeatable; a wrong name lists them).")
 def export(config_path, workdir, backbones, precisions, formats):
-    """Export checkpoints to ONNX fp32/fp16/int8, OpenVINO IR and TensorRT engines, with parity checks."""
+    """Export checkpoints to ONNX fp32/fp16/int8, OpenVINO IR, TensorRT engines (and the registry's other
+    formats), with parity checks."""
     _pipeline(_load(config_path, workdir), ("export",), backbones,
               formats=list(formats) or None, precisions=list(precisions) or None)
 
@@ -176,7 +179,7 @@ def report(config_path, workdir):
         raise DeployBenchError(f"{db}: no results yet (run `deploybench bench` first)")
     store = ResultStore(db)
     store.export_csv(db.with_suffix(".csv"))
-    paths = write_report(store, cfg.root / "reports", cfg)
+    paths = write_report(store, Workdir(cfg.root).reports_dir, cfg)
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
 

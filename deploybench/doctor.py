@@ -5,7 +5,7 @@ import json
 
 # What has been executed where. Updated by hand when a path is verified on new hardware.
 VERIFIED = {
-    "torch, onnxruntime-cpu, openvino (fp32/int8, bf16 where the CPU has it)":
+    "torch, torch-aoti, onnxruntime-cpu, openvino (fp32/int8, bf16 where the CPU has it)":
         "run by the test suite on x86_64 CPUs (CI, every commit)",
     "latency harness (interleaved executions, pooled CI) vs a bare loop and benchmark_app":
         "benchmarks/harness_vs_bare.py on a 2-core x86_64 VM (README: How latency is measured)",

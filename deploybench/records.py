@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import BackboneConfig, DatasetConfig, TrainConfig
+from .formats import Artifact  # noqa: F401  (re-exported: stages import it from records)
 from .rows import COLUMNS, ResultRow  # noqa: F401  (result columns: the fields of rows.ResultRow, in order)
+from .workdir import Workdir
 
 # A row losing more than this many top-1 points vs the run's torch fp32 reference gets `accuracy_flag`; the report
 # flags the same rows. The one definition both use.
@@ -56,29 +58,14 @@ class RunSpec:
                f"{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
 
     def stored_id(self, root: Path) -> str:
-        """run_id, or legacy_run_id where only a workdir of an older version has this run (compatibility lookup)."""
-        root = Path(root)
-        done = lambda run_id: (root / "checkpoints" / run_id / "meta.json").exists()
-        if not done(self.run_id) and done(self.legacy_run_id):
-            return self.legacy_run_id
-        return self.run_id
+        """run_id, or legacy_run_id where only a workdir of an older version has this run (Workdir.stored_id)."""
+        return Workdir(root).stored_id(self)
 
     def ckpt_dir(self, root: Path) -> Path:
-        return Path(root) / "checkpoints" / self.stored_id(root)
+        return Workdir(root).ckpt_dir(self.stored_id(root))
 
     def engine_dir(self, root: Path) -> Path:
-        return Path(root) / "engines" / self.stored_id(root)
-
-
-@dataclass
-class Artifact:
-    """A deployable file: what the export stage wrote and the bench stage runs."""
-    path: str                   # absolute or workdir-relative path
-    format: str                 # pytorch | onnx | openvino | tensorrt
-    precision: str              # precision the artifact carries: fp32 | fp16 | int8
-    run_id: str = ""
-    recipe: str = ""            # int8 recipe: s8s8-qdq | u8s8-qdq | nncf-ptq ("" for fp32/fp16)
-    target: str = ""            # runtime the artifact is made for ("" = any)
+        return Workdir(root).engine_dir(self.stored_id(root))
 
 
 @dataclass

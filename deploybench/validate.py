@@ -37,6 +37,12 @@ def check_runtimes(values: Iterable[str], what: str = "--runtime") -> None:
     check_choices(what, values, RUNTIMES)
 
 
+def check_formats(values: Iterable[str], what: str = "--format") -> None:
+    from .runtimes import EXPORT_FORMATS
+
+    check_choices(what, values, EXPORT_FORMATS)
+
+
 def check_backbones(cfg: Config, names: Iterable[str]) -> None:
     """--backbone names: in the registry (else the closest registry names) and in the config (else its list)."""
     from .backbones import list_backbones
@@ -62,9 +68,9 @@ def check_config(cfg: Config, stages: Iterable[str]) -> None:
         for i, b in enumerate(cfg.backbones):
             check_choices(f"{cfg.source}: backbones[{i}].name", [b.name], list_backbones())
     if "export" in stages:
-        from .export import FORMATS, PRECISIONS
+        from .export import PRECISIONS
 
-        check_choices(f"{cfg.source}: export.formats", cfg.export.formats, FORMATS)
+        check_formats(cfg.export.formats, f"{cfg.source}: export.formats")
         check_choices(f"{cfg.source}: export.precisions", cfg.export.precisions, PRECISIONS)
     if "bench" in stages:
         check_runtimes(cfg.bench.runtimes, f"{cfg.source}: bench.runtimes")

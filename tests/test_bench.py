@@ -10,7 +10,7 @@ import pytest
 from deploybench.bench import bench_model, bench_run
 from deploybench.bench.device import device_info, device_name, fingerprint, versions
 from deploybench.bench.memory import peak_host_mem_mb, used_device_mem
-from deploybench.bench.stage import GPU_RUNTIMES
+from deploybench.bench.stage import on_gpu
 from deploybench.records import COLUMNS
 from deploybench.store import KEY
 
@@ -56,7 +56,7 @@ def test_rows_complete_and_sensible(bench_rows, exported_run):
     assert {(r["runtime"], r["artifact"]) for r in ok} >= {("torch", "best.pt"), ("onnxruntime-cpu", "model.fp32.onnx")}
     for r in bench_rows:
         assert list(r) == COLUMNS
-        kind = "gpu" if r["runtime"] in GPU_RUNTIMES else "cpu"     # the processor the runtime computes on
+        kind = "gpu" if on_gpu(r["runtime"]) else "cpu"     # the processor the runtime computes on
         assert r["run_id"] == run.run_id and r["device_fingerprint"] == fingerprint(kind=kind) and r["threads"] == 1
         assert r["config_name"] == "tiny" and json.loads(r["versions"])["onnxruntime"]
     for r in ok:

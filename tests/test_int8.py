@@ -105,10 +105,10 @@ def test_each_runtime_benches_the_int8_file_made_for_it(runtime, target, cross, 
 
 
 def test_bench_artifacts_carry_recipe(exported_run):
-    from deploybench.bench.stage import _artifacts
+    from deploybench.workdir import Workdir
 
     cfg, run = exported_run
-    arts = {a.path.rsplit("/", 1)[-1]: a for a in _artifacts(run.run_id, cfg.root)}
+    arts = {a.path.rsplit("/", 1)[-1]: a for a in Workdir(cfg.root).artifacts(run.run_id)}
     assert (arts["model.int8.u8s8.onnx"].recipe, arts["model.int8.u8s8.onnx"].target) == ("u8s8-qdq", "onnxruntime-cpu")
     assert arts["model.fp32.onnx"].recipe == "" and arts["model.fp32.onnx"].target == ""
 

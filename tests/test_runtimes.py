@@ -26,7 +26,7 @@ def val_batch(exported_run):
 
 def test_registry_names_and_unknown():
     assert set(RUNTIMES) == {"torch", "onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-trt", "openvino",
-                             "openvino-bf16", "tensorrt"}
+                             "openvino-bf16", "tensorrt", "torch-aoti"}
     with pytest.raises(DeployBenchError, match="known: torch, onnxruntime-cpu"):
         get_runner("tensorflow-lite")
 

@@ -119,11 +119,11 @@ def _version(*dists: str) -> Optional[str]:
 
 @lru_cache(maxsize=1)
 def versions() -> str:
-    """Installed versions (package metadata; nothing is imported) as a compact JSON string."""
+    """Installed versions of each runtime's package (metadata; nothing is imported) as a compact JSON string."""
     from .. import __version__
-    v = {"python": platform.python_version(), "torch": _version("torch"),
-         "onnxruntime": _version("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
-         "openvino": _version("openvino"), "tensorrt": _version("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
+    from ..runtimes import RUNNERS
+
+    v = {"python": platform.python_version(), **{c.packages[0]: _version(*c.packages) for c in RUNNERS if c.packages},
          "timm": _version("timm"), "deploybench": __version__}
     return json.dumps(v, sort_keys=True, separators=(",", ":"))
 

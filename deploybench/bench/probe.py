@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..io import read_json, write_json
+from ..workdir import Workdir
 
 PROBE_SECONDS = 0.3
 
@@ -71,7 +72,7 @@ def run_probe(threads: Optional[int], isa: list[str]) -> dict:
 
 def device_peak(root: Path, fp: str, threads: Optional[int], isa: list[str], timeout: int = 120) -> dict:
     """Cached {"cpu"|"cuda": {precision: GMAC/s}} for (fingerprint, threads); probes in a fresh process on a cache miss."""
-    path = Path(root) / "reports" / "device_peak.json"
+    path = Workdir(root).reports_dir / "device_peak.json"
     cache = read_json(path) or {}
     key = f"{threads or 'all'}t.v2"
     if key in cache.get(fp, {}):

@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from ..io import read_json, write_json
+from ..workdir import Workdir
 from .worker import _batch
 
 PROFILED_RUNTIMES = ("onnxruntime-cpu", "openvino", "openvino-bf16")
@@ -116,7 +117,7 @@ def take_profile(spec: dict) -> dict:
 
 def profile_path(root: Path, run_id: str, runtime: str, artifact_path: str, batch_size: int) -> Path:
     """engines/<run_id>/profiles/<runtime>.<artifact file>.bs<N>.json under `root`."""
-    return Path(root) / "engines" / run_id / "profiles" / f"{runtime}.{Path(artifact_path).name}.bs{batch_size}.json"
+    return Workdir(root).engine_dir(run_id) / "profiles" / f"{runtime}.{Path(artifact_path).name}.bs{batch_size}.json"
 
 
 def profile_configuration(runtime: str, artifact, meta: dict, batch_size: int, threads: Optional[int],

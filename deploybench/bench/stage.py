@@ -35,8 +35,10 @@ from ..errors import DeployBenchError
 from ..io import read_json
 from ..records import Artifact, RunSpec
 from ..rows import Accuracy, Config, Memory, Outcome, Parity, ResultRow, Run
+from ..runtimes import get_format, get_runner
 from ..store import key_of
 from ..validate import check_batch_sizes
+from ..workdir import Workdir
 from . import device as dev
 from . import reference
 from .accuracy import accuracy_flag
@@ -45,18 +47,12 @@ from .probe import device_peak, efficiency
 from .profile import profile_jobs
 from .worker import LocalWorker, ProcessWorker
 
-GPU_RUNTIMES = ("onnxruntime-cuda", "onnxruntime-trt", "tensorrt")
 log = logging.getLogger(__name__)
 
 
-def _size_mb(path: Path) -> Optional[float]:
-    files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
-    if not path.is_file():
-        return None
-    try:
-        return round(sum(f.stat().st_size for f in files) / 2**20, 3)
-    except OSError:
-        return None
+def on_gpu(runtime: str) -> bool:
+    """Whether `runtime` computes on a CUDA device (its Runner's device_kind)."""
+    return get_runner(runtime).device_kind == "cuda"
 
 
 @dataclasses.dataclass
@@ -79,7 +75,7 @@ class _Ctx:
 
     def label(self, runtime: str) -> tuple[str, str]:
         """(device name, fingerprint) of the processor `runtime` computes on."""
-        if runtime in GPU_RUNTIMES or self.cpu_label is None:
+        if on_gpu(runtime) or self.cpu_label is None:
             return self.device, self.fingerprint
         return self.cpu_label
 
@@ -87,7 +83,7 @@ class _Ctx:
         if self.peaks is None:
             info = dev.device_info()
             self.peaks = device_peak(self.root, self.fingerprint, self.cfg.threads, info["isa"])
-        return self.peaks.get("cuda" if runtime in GPU_RUNTIMES else "cpu", {})
+        return self.peaks.get(get_runner(runtime).device_kind, {})
 
 
 def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_size: Optional[int],
@@ -98,7 +94,8 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
         run=Run(**{k: meta.get(k) for k in Run.__dataclass_fields__}),
         config=Config(artifact=Path(artifact.path).name, format=artifact.format, runtime=runtime,
                       precision=artifact.precision, device=name, device_fingerprint=fp, batch_size=batch_size,
-                      threads=ctx.threads, size_mb=_size_mb(Path(artifact.path)), recipe=artifact.recipe or None,
+                      threads=ctx.threads, size_mb=get_format(artifact.format).size_mb(Path(artifact.path))
+                      if artifact.format else None, recipe=artifact.recipe or None,
                       scenario=None if batch_size is None else ("single-stream" if batch_size == 1 else "offline")),
         outcome=Outcome(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), versions=dev.versions(),
                         config_name=config_name, bench_call=ctx.call)).flat()
@@ -134,15 +131,14 @@ def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
             "inputs": str(ctx.workdir / "inputs.npy"),
             "accuracy": {"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy"),
                          "reference": ref} if accuracy else None,
-            "options": {"cuda_graphs": True} if ctx.cfg.cuda_graphs and job.runtime == "tensorrt" else {}}
+            "options": {k: True for k in get_runner(job.runtime).bench_options if getattr(ctx.cfg, k)}}
 
 
 def prepare_groups(jobs: list, parallel: int) -> list[list]:
     """Jobs in the groups that prepare together: CPU jobs `parallel` at a time, each GPU job alone (its
     device-level memory delta must not see another worker loading); order kept within each kind."""
-    cpu = [j for j in jobs if j.runtime not in GPU_RUNTIMES]
-    return [cpu[i:i + parallel] for i in range(0, len(cpu), parallel)] + \
-        [[j] for j in jobs if j.runtime in GPU_RUNTIMES]
+    cpu = [j for j in jobs if not on_gpu(j.runtime)]
+    return [cpu[i:i + parallel] for i in range(0, len(cpu), parallel)] + [[j] for j in jobs if on_gpu(j.runtime)]
 
 
 def _start_workers(jobs: list[_Job], meta: dict, ctx: _Ctx, worker_cls) -> None:
@@ -208,8 +204,6 @@ def _plan(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_
           config_name: Optional[str]) -> tuple[list[dict], list[_Job]]:
     """Rows for one runtime (skipped per artifact when it is unavailable, else one per artifact x batch size,
     largest batch first) and the jobs that will fill them."""
-    from ..runtimes import get_runner
-
     ok, reason = get_runner(runtime).available()
     rows, jobs = [], []
     for art in artifacts:
@@ -238,8 +232,6 @@ def _finish(rows: list[dict], ref_top1: Optional[float]) -> list[dict]:
 def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig, runtimes, batch_sizes,
              existing, device, data: tuple, config_name, timeout_s) -> list[dict]:
     """data = (inputs (n, C, H, W), acc_x or None, acc_y or None, reference.ensure's dict for acc_x or None)."""
-    from ..runtimes import get_runner
-
     threads = cfg.threads or dev.device_info()["cores"]
     batch_sizes = list(batch_sizes or cfg.batch_sizes)
     check_batch_sizes(batch_sizes)
@@ -273,8 +265,6 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
 
 def _no_artifact(runtime: str, meta: dict, ctx: _Ctx, config_name: Optional[str]) -> list[dict]:
     """One skipped row (artifact None) for a requested runtime that has nothing to run, saying why."""
-    from ..runtimes import get_runner
-
     cls = get_runner(runtime)
     ok, reason = cls.available()
     row = _base_row(meta, ctx, Artifact("", "", None), runtime, None, config_name)
@@ -282,18 +272,6 @@ def _no_artifact(runtime: str, meta: dict, ctx: _Ctx, config_name: Optional[str]
                status_reason=reason if not ok else f"no {'/'.join(cls.formats)} artifact for this run "
                f"(export it first: deploybench export --format {cls.formats[0]})")
     return [] if key_of(row) in ctx.existing else [row]
-
-
-def _artifacts(run_id: str, root: Path) -> list[Artifact]:
-    """The torch checkpoint plus every ok artifact of engines/<run_id>/export.json."""
-    ckpt = Path(root) / "checkpoints" / run_id / "best.pt"
-    arts = [Artifact(str(ckpt), "pytorch", "fp32", run_id)]
-    exp = read_json(Path(root) / "engines" / run_id / "export.json") or {}
-    for a in exp.get("artifacts", []):
-        if a.get("status") == "ok":
-            arts.append(Artifact(str(Path(root) / "engines" / run_id / a["file"]), a["format"], a["precision"],
-                                 run_id, recipe=a.get("recipe", ""), target=a.get("target", "")))
-    return arts
 
 
 def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_sizes=None,
@@ -314,7 +292,8 @@ def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_s
     ref, seconds = reference.ensure(run.ckpt_dir(root), meta, X, y)
     if seconds is not None:
         log.info("%s: torch fp32 reference on %d test images computed in %.1f s", run.run_id, len(y), seconds)
-    return _run_all(_artifacts(run.stored_id(root), root), meta, root, cfg, runtimes, batch_sizes, existing, device,
+    arts = Workdir(root).artifacts(run.stored_id(root))
+    return _run_all(arts, meta, root, cfg, runtimes, batch_sizes, existing, device,
                     (X[:max(batch_sizes or cfg.batch_sizes)], X, y, ref), config_name, timeout_s)
 
 

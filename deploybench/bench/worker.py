@@ -80,7 +80,7 @@ class Session:
         self.batch = _batch(np.load(spec["inputs"]), bs)
         cls = get_runner(spec["runtime"])
         self.mem = None
-        if getattr(cls, "uses_cuda", False):     # device-level baseline before the runner touches the GPU
+        if cls.device_kind == "cuda":     # device-level baseline before the runner touches the GPU
             from .memory import DeviceMemProbe
             self.mem = DeviceMemProbe()
         self.runner = cls(Artifact(**spec["artifact"]), spec["meta"], threads=threads, **(spec.get("options") or {}))

@@ -18,9 +18,10 @@ from ..config import ExportConfig
 from ..errors import DeployBenchError
 from ..io import read_json, write_json
 from ..records import Artifact, RunSpec, StageResult
+from ..runtimes import EXPORT_FORMATS as FORMATS
+from ..runtimes import get_format
 from .int8 import RECIPES
 
-FORMATS = ("onnx", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 ONNX_FILES = {"fp32": ["model.fp32.onnx"], "fp16": ["model.fp16.onnx"], "int8": [RECIPES["u8s8"][0]]}
 GPU_INT8 = RECIPES["s8s8"][0]     # ONNX, but made for the tensorrt format (and ORT's GPU EPs): built with it
@@ -28,17 +29,9 @@ SOURCE = {"fp32": "model.fp32.onnx", "fp16": "model.fp16.onnx", "int8": RECIPES[
 IR_FILES = {"fp32": "model.fp32.xml", "fp16": "model.fp16.xml", "int8": RECIPES["nncf"][0]}
 
 
-def _files(out: Path, entry: dict) -> list[Path]:
-    path = out / entry["file"]
-    return [path, path.with_suffix(".bin")] if entry["format"] == "openvino" else [path]
-
-
-def _size_mb(files: list[Path]) -> float:
-    return round(sum(f.stat().st_size for f in files) / 2**20, 3)
-
-
 def _is_done(out: Path, entry: Optional[dict]) -> bool:
-    return bool(entry) and entry.get("status") == "ok" and all(f.is_file() for f in _files(out, entry))
+    return bool(entry) and entry.get("status") == "ok" and entry.get("format") in FORMATS \
+        and all(f.is_file() for f in get_format(entry["format"]).files(out / entry["file"]))
 
 
 class _Export:
@@ -109,7 +102,7 @@ class _Export:
             t0 = time.perf_counter()
             try:
                 extra = build(self.out / file)
-                entry.update(status="ok", reason="", size_mb=_size_mb(_files(self.out, entry)))
+                entry.update(status="ok", reason="", size_mb=get_format(fmt).size_mb(self.out / file))
                 entry.update(extra or {})
                 x, y, ref = self.val()
                 art = Artifact(str(self.out / file), fmt, prec, self.run.run_id)
@@ -191,6 +184,7 @@ def _planned(formats: list[str], precisions: list[str]) -> tuple[list[str], dict
             skipped = {f"model.{p}.engine": reason for p in precisions}
         else:
             files += [engine_file(p) for p in precisions]
+    files += [f for fmt in formats if get_format(fmt).planned for f in get_format(fmt).planned(precisions)]
     return files, skipped
 
 
@@ -216,7 +210,7 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
     `max_batch`: largest batch TensorRT engines accept (pass the largest bench batch size); `opt_batches`: the
     bench batch sizes, one TensorRT optimization profile each (default: one profile, opt = max_batch).
     """
-    from ..finetune import load_checkpoint
+    from ..backbones import load_model
 
     t0 = time.perf_counter()
     formats, precisions = list(formats or cfg.formats), list(precisions or cfg.precisions)
@@ -234,13 +228,13 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
         reason = "; ".join(f"{f}: {r}" for f, r in sorted(skipped.items()))
         return StageResult(run.run_id, "export", "skipped", reason, time.perf_counter() - t0)
     try:
-        model, meta = load_checkpoint(run.ckpt_dir(root))
+        model, meta = load_model(run.ckpt_dir(root))
     except DeployBenchError as e:
         return StageResult(run.run_id, "export", "failed", str(e), time.perf_counter() - t0)
     job = _Export(run, Path(root), cfg, model, meta, max(1, max_batch), opt_batches, formats)
     try:
         entries = [e for fmt in ("onnx", *[f for f in formats if f != "onnx"]) for prec in precisions
-                   for e in getattr(job, fmt)(prec)]
+                   for e in get_format(fmt).builder(job, prec)]
     finally:
         job.close()
     failed = [f"{e['file']}: {e['reason']}" for e in entries if e["status"] == "failed"]

@@ -11,9 +11,7 @@ import torch
 
 from ..bench.accuracy import parity_stats
 from ..records import Artifact
-from ..runtimes import get_runner
-
-PARITY_RUNTIME = {"onnx": "onnxruntime-cpu", "openvino": "openvino", "tensorrt": "tensorrt"}
+from ..runtimes import get_format, get_runner
 
 
 def batched(fn, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -30,8 +28,8 @@ def torch_logits(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
 
 def artifact_parity(artifact: Artifact, meta: dict, images: np.ndarray, ref: np.ndarray,
                     labels: Optional[np.ndarray] = None, runtime: Optional[str] = None, batch_size: int = 16) -> dict:
-    """Run `images` through the artifact's runner (ORT CPU for ONNX, OpenVINO for IR, TensorRT for engines)."""
-    runner_cls = get_runner(runtime or PARITY_RUNTIME[artifact.format])
+    """Run `images` through `runtime`, by default the one its format names (ORT CPU for ONNX, OpenVINO for IR, ...)."""
+    runner_cls = get_runner(runtime or get_format(artifact.format).parity_runtime)
     with runner_cls(artifact, meta) as runner:
         logits = batched(runner.infer, images, batch_size)
     stats = parity_stats(logits, ref, labels)

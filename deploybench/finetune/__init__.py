@@ -1,5 +1,5 @@
-"""Fine-tuning stage: the seed-study protocol, resumable checkpoints, loading a finished run."""
-from .checkpoint import load_checkpoint
+"""Fine-tuning stage: the seed-study protocol, resumable checkpoints; load_checkpoint is backbones.load_model."""
+from ..backbones import load_model as load_checkpoint
 from .heads import classifier_module, freeze_all_but_head, head_param_names
 from .trainer import finetune_run, is_complete
 

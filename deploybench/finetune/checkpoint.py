@@ -1,31 +1,20 @@
-"""Checkpoint files: atomic torch.save of plain dicts, weights_only loads, RNG state as tensors."""
+"""Checkpoint files: atomic torch.save of plain dicts, RNG state as tensors; loading lives in backbones."""
 from __future__ import annotations
 
-import pickle
 import random
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import DeployBenchError
-from ..io import atomic_path, read_json
+from ..backbones.checkpoint import try_load  # noqa: F401  (resume reads last.pt and best.pt with it)
+from ..io import atomic_path
 
 
 def save(path: Path, state: dict) -> None:
     """torch.save `state` to `path` atomically (a kill leaves the old file or the new one, never half)."""
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
-
-
-def try_load(path: Path) -> dict | None:
-    """Load a checkpoint dict with weights_only=True; None when missing, truncated or not a checkpoint."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile):
-        return None
-    return state if isinstance(state, dict) and "model" in state else None
 
 
 def rng_state() -> dict:
@@ -48,25 +37,3 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     r = state["random"]
     random.setstate((r["version"], tuple(int(v) for v in r["state"].tolist()), r["gauss_next"]))
-
-
-def load_checkpoint(ckpt_dir: Path, which: str = "best") -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode, meta dict) from a finished run's `checkpoints/<run_id>/<which>.pt`."""
-    from ..backbones import create_backbone
-
-    ckpt_dir = Path(ckpt_dir)
-    rel = f"checkpoints/{ckpt_dir.name}"
-    meta = read_json(ckpt_dir / "meta.json")
-    if not isinstance(meta, dict) or meta.get("status") != "complete":
-        raise DeployBenchError(f"{rel}/meta.json: missing or incomplete (re-run `deploybench finetune`)")
-    state = try_load(ckpt_dir / f"{which}.pt")
-    if state is None:
-        raise DeployBenchError(f"{rel}/{which}.pt: missing or truncated (re-run `deploybench finetune`)")
-    model = create_backbone(meta["backbone"], meta["num_classes"], weights="none", image_size=meta["image_size"],
-                            arch=meta.get("arch"))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise DeployBenchError(f"{rel}/{which}.pt: does not match backbone {meta['backbone']} "
-                               f"({str(e).splitlines()[0]}); re-run `deploybench finetune`") from None
-    return model.eval(), meta

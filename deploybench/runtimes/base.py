@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from ..records import Artifact
+
+if TYPE_CHECKING:
+    from ..formats import ArtifactFormat
 
 # Runtimes that share one INT8 artifact: the GPU runtimes run the S8S8 Q/DQ file made for TensorRT.
 TARGET_FAMILY = {"onnxruntime-trt": "tensorrt", "onnxruntime-cuda": "tensorrt"}
@@ -24,6 +27,10 @@ class Runner:
     formats: tuple[str, ...] = ()
     native: str = ""                    # the format made for this runtime (see deployable)
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
+    device_kind: str = "cpu"            # the processor it computes on: cpu | cuda (device labels, prepare order)
+    packages: tuple[str, ...] = ()      # distributions whose version is its version (first: the versions key)
+    bench_options: tuple[str, ...] = ()     # BenchConfig switches passed to it as options when on
+    artifact_format: Optional["ArtifactFormat"] = None   # a format of its own that export builds (registry)
 
     def __init__(self, artifact: Artifact, meta: dict, threads: Optional[int] = None, **options):
         self.artifact = artifact

@@ -25,6 +25,7 @@ class OrtCpuRunner(Runner):
     """
     name = "onnxruntime-cpu"
     formats = ("onnx",)
+    packages = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
     provider = "CPUExecutionProvider"
 
     def _providers(self) -> list:
@@ -147,7 +148,7 @@ class OrtCudaRunner(OrtCpuRunner):
     (ORT does not report the precision its kernels computed in)."""
     name = "onnxruntime-cuda"
     provider = "CUDAExecutionProvider"
-    uses_cuda = True       # bench/worker.py measures device memory around this runner
+    device_kind = "cuda"
     tf32 = "off (CUDA EP use_tf32=0)"
 
     def _providers(self) -> list:

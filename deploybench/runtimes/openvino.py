@@ -23,6 +23,7 @@ class OpenVinoRunner(Runner):
     name = "openvino"
     formats = ("onnx", "openvino")
     native = "openvino"
+    packages = ("openvino",)
     hint = "f32"
 
     @classmethod

@@ -81,7 +81,9 @@ class TensorRTRunner(Runner):
     """Runs `model.<prec>.<gpu>.trt<version>.engine`; precision is the artifact's (strongly typed engines)."""
     name = "tensorrt"
     formats = ("tensorrt",)
-    uses_cuda = True       # bench/worker.py measures device memory around this runner
+    device_kind = "cuda"
+    packages = ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")
+    bench_options = ("cuda_graphs",)
 
     @classmethod
     def available(cls) -> tuple[bool, str]:

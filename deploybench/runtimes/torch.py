@@ -10,25 +10,26 @@ from .base import Runner, as_batch
 
 
 class TorchRunner(Runner):
-    """Checkpoint (checkpoints/<run_id>/best.pt or its folder) loaded via finetune.load_checkpoint, fp32 eager.
+    """Checkpoint (checkpoints/<run_id>/best.pt or its folder) rebuilt by backbones.load_model, fp32 eager.
 
     Option `model=` runs an in-memory nn.Module instead (benchmarks/gpu_smoke.py, bring-your-own models).
     """
     name = "torch"
     formats = ("pytorch",)
     precisions = ("fp32",)
+    packages = ("torch",)
 
     def __enter__(self) -> "TorchRunner":
         import torch  # imported here so that other runtimes' worker processes never load torch
 
-        from ..finetune import load_checkpoint
+        from ..backbones import load_model
 
         self._torch = torch
         if self.threads:
             torch.set_num_threads(self.threads)
         model = self.options.get("model")
         if model is None:
-            model, _ = load_checkpoint(self.path if self.path.is_dir() else Path(self.path).parent)
+            model, _ = load_model(self.path if self.path.is_dir() else Path(self.path).parent)
         self.model = model.float().eval()
         self.memory_format = None     # channels_last or contiguous, measured on the first batch
         self.compute_precision = "fp32"

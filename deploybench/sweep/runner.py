@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 from ..config import Config
 from ..errors import DeployBenchError
 from ..records import RunSpec
+from ..workdir import Workdir
 from .local import execute_local
 from .ray_executor import execute_ray
 from .stages import STAGES, RunOutcome, StageOptions
@@ -129,7 +130,7 @@ def run_pipeline(cfg: Config, runs: Optional[Iterable[RunSpec]] = None, stages: 
     store, existing = None, frozenset()
     if "bench" in stages:
         from ..store import ResultStore
-        store = ResultStore(cfg.root / "reports" / "results.db")
+        store = ResultStore(Workdir(cfg.root).results_db)
         existing = frozenset(store.keys(status="ok"))
     where = (f"local, {workers} worker{'s' if workers > 1 else ''}" if executor == "local" else
              f"ray ({address or 'local'}), {cfg.sweep.cpus_per_run:g} cpu + {cfg.sweep.gpus_per_run:g} gpu/run")
