@@ -5,6 +5,7 @@ Runner that brings its own (runtimes/torch_aoti.py).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,6 +20,52 @@ class Artifact:
     run_id: str = ""
     recipe: str = ""            # int8 recipe: s8s8-qdq | u8s8-qdq | nncf-ptq ("" for fp32/fp16)
     target: str = ""            # runtime the artifact is made for ("" = any)
+
+
+@dataclass
+class ExportEntry:
+    """One artifact's record in engines/<run_id>/export.json (`artifacts` list), written by export, read by bench.
+    The INT8 fields (None otherwise) are an INT8 recipe's accuracy budget on validation (export/int8.py)."""
+    file: str
+    format: str
+    precision: str
+    recipe: str = ""
+    target: str = ""
+    size_mb: Optional[float] = None
+    status: str = "skipped"     # ok | skipped | failed
+    reason: str = ""
+    seconds: float = 0.0
+    parity: Optional[dict] = None     # export-time parity on validation images (export/parity.py)
+    calibration_method: Optional[str] = None
+    fp32_layers: Optional[list] = None
+    val_top1_fp32: Optional[float] = None
+    val_top1_int8: Optional[float] = None
+    val_drop: Optional[float] = None
+    val_drop_se: Optional[float] = None
+    val_images: Optional[int] = None
+    budget_met: Optional[bool] = None
+
+    INT8 = ("calibration_method", "fp32_layers", "val_top1_fp32", "val_top1_int8", "val_drop", "val_drop_se",
+            "val_images", "budget_met")
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in self.INT8 or v is not None}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ExportEntry":
+        """An entry of a manifest (keys this version does not know are dropped)."""
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def update(self, **fields) -> None:
+        for k, v in fields.items():
+            if k not in self.__dataclass_fields__:
+                raise KeyError(f"ExportEntry has no field {k!r}")
+            setattr(self, k, v)
+
+    def artifact(self, engine_dir: Path, run_id: str) -> Artifact:
+        return Artifact(str(Path(engine_dir) / self.file), self.format, self.precision, run_id, self.recipe,
+                        self.target)
 
 
 # builder(job, precision) -> export.json entries; `job` is export's per-run job (model, meta, artifact(), ...)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io import read_json
-from .formats import Artifact
+from .formats import Artifact, ExportEntry
 
 
 class Workdir:
@@ -44,8 +44,9 @@ class Workdir:
     def artifacts(self, run_id: str) -> list[Artifact]:
         """The run's torch checkpoint, then every ok artifact of its export manifest."""
         arts = [Artifact(str(self.ckpt_dir(run_id) / "best.pt"), "pytorch", "fp32", run_id)]
-        for a in self.manifest(run_id).get("artifacts", []):
-            if isinstance(a, dict) and a.get("status") == "ok":
-                arts.append(Artifact(str(self.engine_dir(run_id) / a["file"]), a["format"], a["precision"], run_id,
-                                     recipe=a.get("recipe", ""), target=a.get("target", "")))
-        return arts
+        return arts + [e.artifact(self.engine_dir(run_id), run_id) for e in self.entries(run_id) if e.status == "ok"]
+
+    def entries(self, run_id: str) -> list[ExportEntry]:
+        """The typed entries of the run's export manifest."""
+        return [ExportEntry.from_json(a) for a in self.manifest(run_id).get("artifacts", [])
+                if isinstance(a, dict) and "file" in a]

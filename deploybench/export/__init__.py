@@ -17,6 +17,7 @@ import numpy as np
 from ..config import ExportConfig
 from ..errors import DeployBenchError
 from ..io import read_json, write_json
+from ..formats import ExportEntry
 from ..records import Artifact, RunSpec, StageResult
 from ..runtimes import EXPORT_FORMATS as FORMATS
 from ..runtimes import get_format
@@ -29,9 +30,9 @@ SOURCE = {"fp32": "model.fp32.onnx", "fp16": "model.fp16.onnx", "int8": RECIPES[
 IR_FILES = {"fp32": "model.fp32.xml", "fp16": "model.fp16.xml", "int8": RECIPES["nncf"][0]}
 
 
-def _is_done(out: Path, entry: Optional[dict]) -> bool:
-    return bool(entry) and entry.get("status") == "ok" and entry.get("format") in FORMATS \
-        and all(f.is_file() for f in get_format(entry["format"]).files(out / entry["file"]))
+def _is_done(out: Path, entry: Optional[ExportEntry]) -> bool:
+    return entry is not None and entry.status == "ok" and entry.format in FORMATS \
+        and all(f.is_file() for f in get_format(entry.format).files(out / entry.file))
 
 
 class _Export:
@@ -46,8 +47,8 @@ class _Export:
         self.out.mkdir(parents=True, exist_ok=True)
         old = read_json(self.out / "export.json") or {}
         fresh = old.get("meta") == meta    # a re-trained checkpoint invalidates every earlier artifact
-        self.entries: dict[str, dict] = {a["file"]: a for a in old.get("artifacts", [])
-                                         if fresh and isinstance(a, dict) and "file" in a}
+        self.entries: dict[str, ExportEntry] = {a["file"]: ExportEntry.from_json(a) for a in old.get("artifacts", [])
+                                                if fresh and isinstance(a, dict) and "file" in a}
         self._val = None
         self._int8 = None
         self.built = 0
@@ -58,8 +59,9 @@ class _Export:
 
     def save(self) -> None:
         order = {f: i for i, f in enumerate(FORMATS)}
-        arts = sorted(self.entries.values(), key=lambda a: (order.get(a["format"], 9), a["precision"], a["file"]))
-        write_json(self.out / "export.json", {"run_id": self.run.run_id, "meta": self.meta, "artifacts": arts})
+        arts = sorted(self.entries.values(), key=lambda a: (order.get(a.format, 9), a.precision, a.file))
+        write_json(self.out / "export.json", {"run_id": self.run.run_id, "meta": self.meta,
+                                              "artifacts": [a.to_json() for a in arts]})
 
     def images(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         from ..data import load_array
@@ -89,56 +91,55 @@ class _Export:
         return self._int8
 
     def artifact(self, file: str, fmt: str, prec: str, build: Callable[[Path], Optional[dict]],
-                 skip_reason: str = "", recipe: tuple[str, str] = ("", "")) -> dict:
+                 skip_reason: str = "", recipe: tuple[str, str] = ("", "")) -> ExportEntry:
         """Build one artifact unless already done; record its entry (with parity, and the fields `build` returns:
         an INT8 recipe's budget) in export.json. `recipe`: (recipe, target runtime) of an INT8 artifact."""
         from .parity import artifact_parity
 
         if _is_done(self.out, self.entries.get(file)):
             return self.entries[file]
-        entry = {"file": file, "format": fmt, "precision": prec, "recipe": recipe[0], "target": recipe[1],
-                 "size_mb": None, "status": "skipped", "reason": skip_reason, "seconds": 0.0, "parity": None}
+        entry = ExportEntry(file, fmt, prec, recipe=recipe[0], target=recipe[1], reason=skip_reason)
         if not skip_reason:
             t0 = time.perf_counter()
             try:
                 extra = build(self.out / file)
                 entry.update(status="ok", reason="", size_mb=get_format(fmt).size_mb(self.out / file))
-                entry.update(extra or {})
+                entry.update(**(extra or {}))
                 x, y, ref = self.val()
                 art = Artifact(str(self.out / file), fmt, prec, self.run.run_id)
-                entry["parity"] = artifact_parity(art, self.meta, x, ref, y, batch_size=min(16, self.max_batch))
+                entry.parity = artifact_parity(art, self.meta, x, ref, y, batch_size=min(16, self.max_batch))
             except Exception as e:   # one artifact failing must not stop the others; the reason is recorded
                 msg = (str(e).strip().splitlines() or [""])[0][:500]
                 entry.update(status="failed", reason=f"{type(e).__name__}: {msg}")
-            entry["seconds"] = round(time.perf_counter() - t0, 3)
+            entry.seconds = round(time.perf_counter() - t0, 3)
             self.built += 1
         self.entries[file] = entry
         self.save()
         return entry
 
-    def onnx(self, prec: str) -> list[dict]:
+    def onnx(self, prec: str) -> list[ExportEntry]:
         from .onnx import export_onnx
 
         if prec == "fp32":
             return [self.artifact(SOURCE["fp32"], "onnx", "fp32", lambda p: export_onnx(
                 self.model, p, self.meta["image_size"], self.cfg.opset, self.meta.get("in_chans", 3)))]
         src = self.onnx("fp32")[0]
-        reason = "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
+        reason = "" if src.status == "ok" else f"{src.file} {src.status}"
         if prec == "fp16":
             from .fp16 import to_fp16
 
-            return [self.artifact(SOURCE["fp16"], "onnx", "fp16", lambda p: to_fp16(self.out / src["file"], p),
+            return [self.artifact(SOURCE["fp16"], "onnx", "fp16", lambda p: to_fp16(self.out / src.file, p),
                                   reason)]
         keys = ("u8s8", "s8s8") if "tensorrt" in self.formats else ("u8s8",)   # the CPU target first: the warm start
         return [self.artifact(RECIPES[k][0], "onnx", "int8", lambda p, k=k: self.int8().onnx(k, p), reason,
                               RECIPES[k][1:]) for k in keys]
 
-    def source(self, prec: str) -> tuple[dict, str]:
+    def source(self, prec: str) -> tuple[ExportEntry, str]:
         """(ONNX entry that IR and engines of `prec` are made from, why they cannot be: "" when they can)."""
-        src = next(e for e in self.onnx(prec) if e["file"] == SOURCE[prec])
-        return src, "" if src["status"] == "ok" else f"{src['file']} {src['status']}"
+        src = next(e for e in self.onnx(prec) if e.file == SOURCE[prec])
+        return src, "" if src.status == "ok" else f"{src.file} {src.status}"
 
-    def openvino(self, prec: str) -> list[dict]:
+    def openvino(self, prec: str) -> list[ExportEntry]:
         from .openvino import to_ir
 
         if prec == "int8":
@@ -146,10 +147,10 @@ class _Export:
             return [self.artifact(IR_FILES["int8"], "openvino", "int8", lambda p: self.int8().openvino(p), reason,
                                   RECIPES["nncf"][1:])]
         src, reason = self.source(prec)
-        return [self.artifact(IR_FILES[prec], "openvino", prec, lambda p: to_ir(self.out / src["file"], p),
+        return [self.artifact(IR_FILES[prec], "openvino", prec, lambda p: to_ir(self.out / src.file, p),
                               reason)]
 
-    def tensorrt(self, prec: str) -> list[dict]:
+    def tensorrt(self, prec: str) -> list[ExportEntry]:
         from .tensorrt import build_engine, engine_file, superseded, tensorrt_unavailable
 
         recipe = RECIPES["s8s8"][1:] if prec == "int8" else ("", "")
@@ -160,10 +161,10 @@ class _Export:
         file = engine_file(prec)
         # drop "no GPU here" placeholders and this GPU's engines of another TensorRT version (bench would run them)
         self.entries = {f: a for f, a in self.entries.items()
-                        if not (a["format"] == "tensorrt" and a["precision"] == prec
-                                and (a["status"] == "skipped" or superseded(f, file)))}
+                        if not (a.format == "tensorrt" and a.precision == prec
+                                and (a.status == "skipped" or superseded(f, file)))}
         return [self.artifact(file, "tensorrt", prec, lambda p: build_engine(
-            self.out / src["file"], p, self.meta["image_size"], max_batch=self.max_batch, opt_batches=self.opt_batches,
+            self.out / src.file, p, self.meta["image_size"], max_batch=self.max_batch, opt_batches=self.opt_batches,
             workspace_gb=self.cfg.tensorrt_workspace_gb, timing_cache=self.out / "trt_timing.cache",
             in_chans=self.meta.get("in_chans", 3)), reason, recipe)]
 
@@ -220,7 +221,8 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
             raise DeployBenchError(f"{key}: unknown {bad[0]!r} (known: {', '.join(known)})")
     _check_int8(cfg)
     done = read_json(run.engine_dir(root) / "export.json") or {}
-    entries = {a.get("file"): a for a in done.get("artifacts", []) if isinstance(a, dict)}
+    entries = {a["file"]: ExportEntry.from_json(a) for a in done.get("artifacts", [])
+               if isinstance(a, dict) and "file" in a}
     files, skipped = _planned(formats, precisions)
     same_ckpt = done.get("meta") == read_json(run.ckpt_dir(root) / "meta.json")
     if same_ckpt and all(_is_done(run.engine_dir(root), entries.get(f)) for f in files) \
@@ -237,8 +239,8 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
                    for e in get_format(fmt).builder(job, prec)]
     finally:
         job.close()
-    failed = [f"{e['file']}: {e['reason']}" for e in entries if e["status"] == "failed"]
-    skipped = sorted({f"{e['file']}: {e['reason']}" for e in entries if e["status"] == "skipped"})
+    failed = [f"{e.file}: {e.reason}" for e in entries if e.status == "failed"]
+    skipped = sorted({f"{e.file}: {e.reason}" for e in entries if e.status == "skipped"})
     status = "failed" if failed else ("done" if job.built else "skipped")
     return StageResult(run.run_id, "export", status, "; ".join(failed or skipped), time.perf_counter() - t0)
 
