@@ -131,7 +131,7 @@ def _worker(exported_run, tmp_path, timeout_s=120.0):
     """A real worker process for the fp32 ONNX artifact at batch 1, with accuracy on 20 test images."""
     import numpy as np
 
-    from deploybench.bench.worker import ProcessWorker
+    from deploybench.bench.worker import ProcessWorker, Spec
 
     cfg, run = exported_run
     size = cfg.datasets[0].image_size
@@ -144,7 +144,7 @@ def _worker(exported_run, tmp_path, timeout_s=120.0):
     spec = {"artifact": art, "meta": {}, "runtime": "onnxruntime-cpu", "threads": 1, "batch_size": 1,
             "latency": dataclasses.asdict(cfg.bench.latency), "inputs": str(tmp_path / "inputs.npy"),
             "accuracy": {"x": str(tmp_path / "acc_x.npy"), "y": str(tmp_path / "acc_y.npy")}, "options": {}}
-    return ProcessWorker(spec, tmp_path, "w", 1, timeout_s)
+    return ProcessWorker(Spec(**spec), tmp_path, "w", 1, timeout_s)
 
 
 def test_worker_process_serves_several_executions(exported_run, tmp_path):
@@ -153,10 +153,10 @@ def test_worker_process_serves_several_executions(exported_run, tmp_path):
         first, second = w.execute(), w.execute()
     finally:
         w.close()
-    assert first["status"] == second["status"] == "ok" and (first["execution"], second["execution"]) == (0, 1)
-    assert first["peak_host_mem_mb"] > 10 and first["accuracy_images"] == 20 and first["load_s"] > 0
-    assert "peak_host_mem_mb" not in second and "top1" not in second         # memory and accuracy once
-    assert len(second["latency"]["samples"]) == second["latency"]["summary"]["count"]
+    assert first.status == second.status == "ok" and (first.execution, second.execution) == (0, 1)
+    assert first.peak_host_mem_mb > 10 and first.accuracy_images == 20 and first.load_s > 0
+    assert second.peak_host_mem_mb is None and second.top1 is None           # memory and accuracy once
+    assert len(second.latency["samples"]) == second.latency["summary"]["count"]
     assert w.proc.returncode == 0                                            # EOF on stdin ends it cleanly
 
 
@@ -179,22 +179,22 @@ def test_executions_interleave_round_robin_across_runtimes(exported_run, tmp_pat
         jobs += _plan([art], rt, {"run_id": run.run_id}, ctx, [1, 8], None)[1]
     _execute_rounds(jobs, {"run_id": run.run_id}, ctx)
     assert all(j.error is None and len(j.outs) == 3 and j.worker is None for j in jobs)
-    order = sorted((o["started_ns"], i, o["execution"]) for i, j in enumerate(jobs) for o in j.outs)
+    order = sorted((o.started_ns, i, o.execution) for i, j in enumerate(jobs) for o in j.outs)
     assert [(i, e) for _, i, e in order] == [(i, e) for e in range(3) for i in range(4)]
     assert [j.row["latency_executions"] for j in jobs] == [3] * 4
-    assert all(j.row["latency_count"] == sum(len(o["latency"]["samples"]) for o in j.outs) for j in jobs)
+    assert all(j.row["latency_count"] == sum(len(o.latency["samples"]) for o in j.outs) for j in jobs)
 
 
 def test_worker_killed_between_executions_is_a_failure_with_reason(exported_run, tmp_path):
     w = _worker(exported_run, tmp_path)
     try:
-        assert w.execute()["status"] == "ok"
+        assert w.execute().status == "ok"
         w.proc.kill()
         w.proc.wait()
         out = w.execute()
     finally:
         w.close()
-    assert out["status"] == "failed" and "worker exited with code -9" in out["reason"]
+    assert out.status == "failed" and "worker exited with code -9" in out.reason
 
 
 def test_worker_timeout_becomes_failed_row(exported_run, tmp_path):

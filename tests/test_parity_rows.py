@@ -249,7 +249,7 @@ def test_ort_worker_measures_parity_without_importing_torch(exported_run, images
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     code = ("import json, sys\nfrom deploybench.bench.worker import Session\n"
             "with Session(json.load(open(sys.argv[1]))) as s:\n    out = s.execute()\n"
-            "print(json.dumps({'parity': out['parity'], 'torch': 'torch' in sys.modules}))")
+            "print(json.dumps({'parity': out.parity, 'torch': 'torch' in sys.modules}))")
     repo = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))
     res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "spec.json")], capture_output=True, text=True,

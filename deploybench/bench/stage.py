@@ -45,7 +45,7 @@ from .accuracy import accuracy_flag
 from .latency import pool_results
 from .probe import device_peak, efficiency
 from .profile import profile_jobs
-from .worker import LocalWorker, ProcessWorker
+from .worker import LocalWorker, ProcessWorker, Reply, Spec
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +101,13 @@ def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_siz
                         config_name=config_name, bench_call=ctx.call)).flat()
 
 
-def _fill(row: dict, outs: list[dict], ctx: _Ctx) -> dict:
+def _fill(row: dict, outs: list[Reply], ctx: _Ctx) -> dict:
     """Row from the executions of one configuration: latency pooled (stats.pool), memory from the first."""
-    lat = pool_results([o["latency"] for o in outs], ctx.cfg.latency.noisy_cv)
+    lat = pool_results([o.latency for o in outs], ctx.cfg.latency.noisy_cv)
     first = outs[0]
     latency = lat.latency(efficiency(row["gmacs"], row["batch_size"], lat.summary.p50, ctx.peak(row["runtime"]),
-                                     first.get("compute_precision") or row["precision"]))
-    memory = Memory(first["peak_host_mem_mb"], first.get("peak_device_mem_mb"), first.get("peak_device_mem_method"))
+                                     first.compute_precision or row["precision"]))
+    memory = Memory(first.peak_host_mem_mb, first.peak_device_mem_mb, first.peak_device_mem_method)
     row.update(latency.flat(), **memory.flat(), status="ok", status_reason=None)
     return row
 
@@ -124,14 +124,14 @@ class _Job:
     worker: object = None
 
 
-def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> dict:
+def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> Spec:
     ref = str(ctx.workdir / "ref_logits.npy") if ctx.ref_top1 is not None else None
-    return {"artifact": dataclasses.asdict(job.artifact), "meta": meta, "runtime": job.runtime,
-            "threads": ctx.cfg.threads, "batch_size": job.batch_size, "latency": dataclasses.asdict(ctx.cfg.latency),
-            "inputs": str(ctx.workdir / "inputs.npy"),
-            "accuracy": {"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy"),
-                         "reference": ref} if accuracy else None,
-            "options": {k: True for k in get_runner(job.runtime).bench_options if getattr(ctx.cfg, k)}}
+    return Spec(artifact=dataclasses.asdict(job.artifact), meta=meta, runtime=job.runtime, threads=ctx.cfg.threads,
+                batch_size=job.batch_size, latency=dataclasses.asdict(ctx.cfg.latency),
+                inputs=str(ctx.workdir / "inputs.npy"),
+                accuracy={"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy"),
+                          "reference": ref} if accuracy else None,
+                options={k: True for k in get_runner(job.runtime).bench_options if getattr(ctx.cfg, k)})
 
 
 def prepare_groups(jobs: list, parallel: int) -> list[list]:
@@ -171,9 +171,9 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
                     continue
                 pair = (job.artifact.path, job.runtime)
                 out = job.worker.execute()
-                if out["status"] != "ok":
-                    job.error = out["reason"] if repeats == 1 else f"execution {rnd + 1} of {repeats}: {out['reason']}"
-                elif "top1" in out:
+                if out.status != "ok":
+                    job.error = out.reason if repeats == 1 else f"execution {rnd + 1} of {repeats}: {out.reason}"
+                elif out.top1 is not None:
                     acc[pair] = _accuracy_cols(out)
                 job.outs.append(out)
                 if job.error or rnd == repeats - 1:
@@ -189,13 +189,13 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
             continue
         _fill(job.row, job.outs, ctx)
         job.row.update(acc.get((job.artifact.path, job.runtime), {}),
-                       compute_precision=job.outs[0].get("compute_precision"))
+                       compute_precision=job.outs[0].compute_precision)
 
 
-def _accuracy_cols(out: dict) -> dict:
+def _accuracy_cols(out: Reply) -> dict:
     """Row columns from a worker's accuracy pass: top-1/5, its image count, parity vs the torch fp32 reference."""
-    parity = out.get("parity") or {}
-    return Accuracy(top1=out["top1"], top5=out["top5"], accuracy_images=out["accuracy_images"]).flat() | Parity(
+    parity = out.parity or {}
+    return Accuracy(top1=out.top1, top5=out.top5, accuracy_images=out.accuracy_images).flat() | Parity(
         parity_max_rel_err=parity.get("max_rel_err"), parity_median_rel_err=parity.get("median_rel_err"),
         parity_top1_agree=parity.get("top1_agree")).flat()
 
