@@ -5,6 +5,7 @@ columns of reports/results.csv and results.db. `COLUMNS`, the SQLite types and t
 A field's `col(pos)` is its place in the column contract (DESIGN.md's list, then the README's extensions), so
 the flat order stays what it was while the parts group the fields by meaning."""
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional, get_args, get_type_hints
@@ -151,14 +152,17 @@ class ResultRow:
                       for f in dataclasses.fields(cls)})
 
 
-def _column_fields(row_type: type) -> list[tuple[str, type]]:
+@functools.lru_cache(maxsize=None)
+def _column_fields(row_type: type) -> tuple[tuple[str, type], ...]:
+    """(column, annotation) of `row_type` in contract order; resolved once per row type (every flat() and
+    from_flat() asks, and get_type_hints is slow)."""
     hints = get_type_hints(row_type)
     out = []
     for part in dataclasses.fields(row_type):
         part_type = hints[part.name]
         part_hints = get_type_hints(part_type)
         out += [(f.metadata["pos"], f.name, part_hints[f.name]) for f in dataclasses.fields(part_type)]
-    return [(name, t) for _, name, t in sorted(out, key=lambda x: x[0])]
+    return tuple((name, t) for _, name, t in sorted(out, key=lambda x: x[0]))
 
 
 def columns(row_type: type = ResultRow) -> list[str]:

@@ -30,6 +30,11 @@ SOURCE = {"fp32": "model.fp32.onnx", "fp16": "model.fp16.onnx", "int8": RECIPES[
 IR_FILES = {"fp32": "model.fp32.xml", "fp16": "model.fp16.xml", "int8": RECIPES["nncf"][0]}
 
 
+def _unusable(src: ExportEntry) -> str:
+    """Why artifacts made from `src` cannot be built ("" when they can)."""
+    return "" if src.status == "ok" else f"{src.file} {src.status}"
+
+
 def _is_done(out: Path, entry: Optional[ExportEntry]) -> bool:
     return entry is not None and entry.status == "ok" and entry.format in FORMATS \
         and all(f.is_file() for f in get_format(entry.format).files(out / entry.file))
@@ -124,7 +129,7 @@ class _Export:
             return [self.artifact(SOURCE["fp32"], "onnx", "fp32", lambda p: export_onnx(
                 self.model, p, self.meta["image_size"], self.cfg.opset, self.meta.get("in_chans", 3)))]
         src = self.onnx("fp32")[0]
-        reason = "" if src.status == "ok" else f"{src.file} {src.status}"
+        reason = _unusable(src)
         if prec == "fp16":
             from .fp16 import to_fp16
 
@@ -137,7 +142,7 @@ class _Export:
     def source(self, prec: str) -> tuple[ExportEntry, str]:
         """(ONNX entry that IR and engines of `prec` are made from, why they cannot be: "" when they can)."""
         src = next(e for e in self.onnx(prec) if e.file == SOURCE[prec])
-        return src, "" if src.status == "ok" else f"{src.file} {src.status}"
+        return src, _unusable(src)
 
     def openvino(self, prec: str) -> list[ExportEntry]:
         from .openvino import to_ir

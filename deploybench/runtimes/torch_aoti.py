@@ -33,7 +33,7 @@ def compile_package(model, meta: dict, path: Path, max_batch: int) -> None:
             os.replace(built, path)
 
 
-def build(job, precision: str) -> list[dict]:
+def build(job, precision: str) -> list:
     """Export's builder: the fp32 package (the only precision this format holds)."""
     if precision != "fp32":
         return []
