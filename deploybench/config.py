@@ -88,8 +88,8 @@ class ExportConfig:
     formats: list[str] = field(default_factory=lambda: ["onnx"])            # onnx | openvino | tensorrt
     precisions: list[str] = field(default_factory=lambda: ["fp32"])         # fp32 | fp16 | int8
     opset: int = 17
-    calibration_images: int = 256       # training images for INT8 calibration
-    calibration_method: str = _choice("minmax", "entropy", "percentile", default="minmax")
+    calibration_images: int = 128       # training images for INT8 calibration (and NNCF's bias correction)
+    calibration_method: str = _choice("nncf", "minmax", "entropy", "percentile", default="nncf")   # export/int8.py
     int8: Int8Config = field(default_factory=Int8Config)
     parity_images: int = 64             # real validation images for parity checks
     tensorrt_workspace_gb: float = 4.0

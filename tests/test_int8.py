@@ -76,6 +76,10 @@ def test_export_json_records_recipe_and_budget(exported_run, int8_entries):
         assert bool(e["reason"]) is not e["budget_met"]                       # a missed budget is said
         assert len(e["fp32_layers"]) <= cfg.export.int8.max_fallbacks
         assert set(e["fp32_layers"]) <= fp32_nodes, e["fp32_layers"]
+        # bias correction (NNCF) with every layer quantized; fallback steps re-quantize with a cheap method
+        first, fallback = {"model.int8.u8s8.onnx": ("nncf", "minmax"), "model.int8.s8s8.onnx": ("minmax", "minmax"),
+                           "model.int8.nncf.xml": ("nncf", "nncf-fast")}[file]
+        assert e["calibration_method"] == (fallback if e["fp32_layers"] else first), e
     assert len({e["val_top1_fp32"] for e in int8_entries.values()}) == 1      # one fp32 reference per run
 
 
@@ -206,3 +210,47 @@ def test_a_layer_kept_in_fp32_stays_fp32_under_ort(tmp_path):
     assert optimized_ops(()).count("QLinearConv") == 3
     ops = optimized_ops((convs[1],))        # the depthwise conv kept in fp32
     assert ops.count("QLinearConv") == 2 and ops.count("Conv") + ops.count("FusedConv") == 1, ops
+
+
+def test_nncf_u8s8_is_uint8_exactly_and_ort_runs_it_in_int8(tmp_path):
+    """NNCF's ONNX backend writes int8 zero points for signed activations; uint8_activations moves them to uint8
+    without changing a dequantized value (same logits through ORT), and ORT then fuses every convolution into
+    QLinearConv (an int8-activation graph it runs as float Conv between Q/DQ, 6x slower than fp32)."""
+    import nncf
+    import onnxruntime as ort
+    import torch
+
+    from deploybench.export.nncf_onnx import quantize_nncf_onnx, uint8_activations
+    from deploybench.export.onnx import INPUT, export_onnx
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU6(),
+                              torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.ReLU6(),
+                              torch.nn.Conv2d(8, 4, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    src, dst = tmp_path / "m.onnx", tmp_path / "q.onnx"
+    export_onnx(net, src, 16, 17, 3)
+    images = np.random.default_rng(0).standard_normal((32, 3, 16, 16)).astype(np.float32)
+    signed = nncf.quantize(onnx.load(str(src)), nncf.Dataset([images], lambda b: {INPUT: b}), subset_size=32,
+                           preset=nncf.QuantizationPreset.MIXED)
+    zps = {t.name: numpy_helper.to_array(t) for t in signed.graph.initializer}
+    assert any(zps[n.input[2]].dtype == np.int8 for n in signed.graph.node if n.op_type == "QuantizeLinear")
+    onnx.save(signed, str(tmp_path / "s.onnx"))
+    onnx.save(uint8_activations(onnx.load(str(tmp_path / "s.onnx"))), str(tmp_path / "u.onnx"))
+    acts, _ = _zero_points(tmp_path / "u.onnx")
+    assert acts and all(z.dtype == np.uint8 for z in acts)
+
+    def run(path, opt=None):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL   # the Q/DQ math as written
+        if opt:
+            so = ort.SessionOptions()
+            so.optimized_model_filepath = str(opt)
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(None, {INPUT: images})[0]
+
+    np.testing.assert_array_equal(run(tmp_path / "s.onnx"), run(tmp_path / "u.onnx"))
+    quantize_nncf_onnx(src, dst, images)
+    acts, weights = _zero_points(dst)
+    assert acts and all(z.dtype == np.uint8 for z in acts) and weights and all(q.dtype == np.int8 for q, _, _ in weights)
+    run(dst, tmp_path / "opt.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    assert ops.count("QLinearConv") == 3 and "Conv" not in ops and "FusedConv" not in ops, ops

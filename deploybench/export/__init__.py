@@ -198,9 +198,10 @@ def _check_int8(cfg: ExportConfig) -> None:
     from .quantize import METHODS
 
     i8 = cfg.int8
-    bad = [m for m in i8.try_methods if m not in METHODS]
+    known = ("nncf", *METHODS)
+    bad = [m for m in i8.try_methods if m not in known]
     if bad:
-        raise DeployBenchError(f"export.int8.try_methods: unknown {bad[0]!r} (known: {', '.join(METHODS)})")
+        raise DeployBenchError(f"export.int8.try_methods: unknown {bad[0]!r} (known: {', '.join(known)})")
     for key in ("val_images", "rank_images"):
         if getattr(i8, key) < 1:
             raise DeployBenchError(f"export.int8.{key}: {getattr(i8, key)} must be an integer >= 1")

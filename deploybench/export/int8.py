@@ -6,9 +6,13 @@ Recipes (file, export.json `recipe`, `target` = the runtime it is made for):
       EPs run it.
   model.int8.u8s8.onnx  u8s8-qdq  onnxruntime-cpu: uint8 asymmetric activations, int8 per-channel weights —
       what ORT's x86 int8 kernels (VNNI/AMX) are built for (S8S8 runs 2-3x slower there). ORT's guidance for ARM
-      is that U8S8 and S8S8 both run well, so U8S8 is kept on every machine: one recipe, one file.
+      is that U8S8 and S8S8 both run well, so U8S8 is kept on every machine: one recipe, one file. Made by NNCF's
+      ONNX backend with bias correction (calibration_method "nncf", the default: nncf_onnx.py) or by ORT's
+      quantize_static (minmax, entropy, percentile).
   model.int8.nncf.xml   nncf-ptq  openvino: NNCF post-training quantization (preset MIXED: asymmetric
-      activations, symmetric weights) of the fp32 model read by OpenVINO, saved as IR.
+      activations, symmetric weights, bias correction) of the fp32 model read by OpenVINO, saved as IR.
+S8S8 is always made by quantize_static (TensorRT wants symmetric activations, NNCF's are asymmetric): with the
+first ORT method of calibration_method + try_methods, else minmax.
 
 Budget (ExportConfig.int8): calibrate on training images with `calibration_method`, measure top-1 on
 `int8.val_images` validation images against the fp32 model on the same images; while the drop exceeds
@@ -19,13 +23,15 @@ validation images leave about 1 pt of noise on a top-1 difference; without the m
 missed by 1-3 pt on test); `budget_met` is the drop itself within `max_drop`. Recipes of one run share their
 sensitivity: an ONNX recipe starts its search at the number of fp32 layers the previous one needed (U8S8 first,
 then S8S8: one build instead of up to max_fallbacks + 1 when they agree, as they mostly do), then tries more layers,
-then fewer. NNCF searches from 0: its graph and ranges are its own, and a warm start from ORT's count keeps layers
+then fewer. Bias correction is what lets most models meet the budget with no fallback (quickstart
+efficientnet_lite0: NNCF with it kept 0 layers in fp32 on ORT and on OpenVINO; min-max without it kept 3 and NNCF's
+fast variant 2), at 5-15 s a build on 2 cores. NNCF searches from 0: its graph and ranges are its own, and a warm start from ORT's count keeps layers
 it may not need (a quickstart lite0 warm-started at 3 ran its OpenVINO INT8 1.23x faster than fp32; searched from 0,
 lite0 models kept 2 and ran 1.27x faster).
 A budget still missed is recorded (`budget_met` false, `reason`), never hidden.
 Ranking, once per run: each quantized Conv/Gemm/MatMul of the U8S8 graph alone quantized inside the fp32 model,
 scored by the KL divergence of its predictions from fp32 on `rank_images` validation images. All three recipes
-use it (layer names are the ONNX node names, which OpenVINO keeps). NNCF's own quantize_with_accuracy_control
+use it (layer names are the ONNX node names, which NNCF's ONNX backend and OpenVINO keep). NNCF's own quantize_with_accuracy_control
 ranks by compiling a model per layer: 65-90 s per efficientnet_lite0 at 56 px on 2 cores (measured), against a
 few seconds here; it reverted the same stem convolution first. The test split is never read here.
 """
@@ -69,9 +75,11 @@ class Int8Job:
 
     def __init__(self, src: Path, calib: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, cfg: Int8Config,
                  method: str):
-        from .quantize import preprocess
+        from .quantize import METHODS, preprocess
 
-        self.src, self.calib, self.x, self.y, self.cfg, self.method = Path(src), calib, val_x, val_y, cfg, method
+        self.src, self.calib, self.x, self.y, self.cfg = Path(src), calib, val_x, val_y, cfg
+        self.methods = list(dict.fromkeys([method, *cfg.try_methods]))     # for U8S8, in order
+        self.ort_methods = [m for m in self.methods if m in METHODS] or ["minmax"]    # S8S8 and the ranking
         self._tmp = tempfile.TemporaryDirectory(prefix="deploybench-int8-")
         self.tmp = Path(self._tmp.name)
         self.pre = preprocess(self.src, self.tmp / "pre.onnx")
@@ -100,20 +108,21 @@ class Int8Job:
                 "val_top1_fp32": self.fp32_top1, "val_top1_int8": round(self.fp32_top1 - drop, 3), "val_drop": drop,
                 "val_drop_se": se, "val_images": int(len(self.y)), "budget_met": met, "reason": reason}
 
-    def _search(self, methods: list[str], build: Callable[[str, list[str]], np.ndarray]
+    def _search(self, methods: list[str], fallback: str, build: Callable[[str, list[str]], np.ndarray]
                 ) -> tuple[str, list[str], np.ndarray]:
         """(method, layers kept in fp32, val logits) of the first build whose drop plus one paired standard error
-        is within max_drop (500 images leave about 1 pt of noise on a top-1 difference), else of the best one."""
+        is within max_drop, else of the best one: each of `methods` with every layer quantized, then the most
+        sensitive layers kept in fp32 one more at a time, quantized with `fallback` (a cheap method: bias
+        correction costs 5-15 s a build, too much for every step)."""
         best: Optional[tuple] = None
-        steps = steps_from_zero = [(0, m) for m in methods] + [(k, None) for k in range(1, self.cfg.max_fallbacks + 1)]
+        steps = steps_from_zero = [(0, m) for m in methods] + [(k, fallback) for k in range(1, self.cfg.max_fallbacks + 1)]
         if self.warm:     # a sibling recipe of this run needed `warm` layers in fp32: start there, then up, then below
-            steps = [(k, methods[0] if k == self.warm else None) for k in range(self.warm, self.cfg.max_fallbacks + 1)]
+            steps = [(k, fallback) for k in range(self.warm, self.cfg.max_fallbacks + 1)]
             steps += [s for s in steps_from_zero if s[0] < self.warm]
         for k, method in steps:
             kept = self.ranking()[:k] if k else []
             if k and len(kept) < k:
                 break
-            method = method or best[0]
             logits = build(method, kept)
             drop, se = self._drop(logits)
             if best is None or drop < self._drop(best[2])[0]:
@@ -125,33 +134,39 @@ class Int8Job:
 
     def onnx(self, key: str, dst: Path) -> dict:
         """Build the `key` ONNX recipe at `dst` within the budget; its export.json fields."""
+        from .nncf_onnx import quantize_nncf_onnx
         from .quantize import quantize_int8
 
         last: list[tuple] = []
 
         def build(method: str, exclude: list[str]) -> np.ndarray:
-            quantize_int8(self.pre, dst, self.calib, method, key, tuple(exclude), self._cache(method))
+            if method == "nncf":
+                quantize_nncf_onnx(self.src, dst, self.calib, tuple(exclude))
+            else:
+                quantize_int8(self.pre, dst, self.calib, method, key, tuple(exclude), self._cache(method))
             last[:] = [(method, exclude)]
             return _ort_logits(Path(dst), self.x)
 
-        method, kept, logits = self._search(list(dict.fromkeys([self.method, *self.cfg.try_methods])), build)
+        methods = self.methods if key == "u8s8" else self.ort_methods
+        method, kept, logits = self._search(methods, self.ort_methods[0], build)
         if last != [(method, kept)]:   # the file at dst is a later, worse try: rebuild the best
             build(method, kept)
         return self._report(key, method, kept, logits)
 
     def openvino(self, dst: Path) -> dict:
         """NNCF-quantize the fp32 model (read by OpenVINO) into IR at `dst` within the budget; NNCF picks its
-        own range estimators (preset MIXED), so `calibration_method` is "nncf"."""
+        own range estimators (preset MIXED), so `calibration_method` is "nncf" (bias correction) or, for the
+        fallback steps, "nncf-fast" (its fast bias correction: 3 s a build instead of 5-15 s)."""
         from .openvino import compiled_logits, nncf_quantize, save_ir
 
         models: dict[tuple, object] = {}
 
-        def build(_method: str, exclude: list[str]) -> np.ndarray:
-            models[tuple(exclude)] = nncf_quantize(self.src, self.calib, exclude)
+        def build(method: str, exclude: list[str]) -> np.ndarray:
+            models[tuple(exclude)] = nncf_quantize(self.src, self.calib, exclude, fast=method == "nncf-fast")
             return compiled_logits(models[tuple(exclude)], self.x)
 
         self.warm = 0      # NNCF's graph and ranges are its own: its search starts from 0 (module docstring)
-        method, kept, logits = self._search(["nncf"], build)
+        method, kept, logits = self._search(["nncf"], "nncf-fast", build)
         save_ir(models[tuple(kept)], dst)
         return self._report("nncf", method, kept, logits)
 
@@ -163,8 +178,8 @@ class Int8Job:
         from .quantize import quantize_int8
 
         if self._ranking is None:
-            path = self.tmp / "rank.u8s8.onnx"
-            quantize_int8(self.pre, path, self.calib, self.method, "u8s8", (), self._cache(self.method))
+            path, method = self.tmp / "rank.u8s8.onnx", self.ort_methods[0]
+            quantize_int8(self.pre, path, self.calib, method, "u8s8", (), self._cache(method))
             n = self.cfg.rank_images
             self._ranking = rank_layers(path, self.pre, self.x[:n], self.ref[:n])
         return self._ranking
