@@ -37,6 +37,7 @@ few seconds here; it reverted the same stem convolution first. The test split is
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional
@@ -52,6 +53,12 @@ RECIPES = {   # key: (file, recipe, target)
 }
 
 
+def worker_threads() -> int:
+    """Threads this process may use (0: all): a sweep worker's share of the cores (OMP_NUM_THREADS, set by
+    sweep.local). Sessions left at their default (all cores) in two export workers at once spin against each other."""
+    return int(os.environ.get("OMP_NUM_THREADS") or 0)
+
+
 def _ort_logits(model, x: np.ndarray, disabled_optimizers: tuple = ()) -> np.ndarray:
     """Logits of an ONNX model (path or bytes) on ORT CPU, all optimizations (but `disabled_optimizers`), batches
     of 100."""
@@ -59,6 +66,7 @@ def _ort_logits(model, x: np.ndarray, disabled_optimizers: tuple = ()) -> np.nda
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    so.intra_op_num_threads = worker_threads()
     sess = ort.InferenceSession(str(model) if isinstance(model, Path) else model, so,
                                 providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled_optimizers))
     name = sess.get_inputs()[0].name
