@@ -171,7 +171,7 @@ class Int8Job:
 
         def build(method: str, exclude: list[str]) -> np.ndarray:
             models[tuple(exclude)] = nncf_quantize(self.src, self.calib, exclude, fast=method == "nncf-fast")
-            return compiled_logits(models[tuple(exclude)], self.x)
+            return compiled_logits(models[tuple(exclude)], self.x, worker_threads())
 
         self.warm = 0      # NNCF's graph and ranges are its own: its search starts from 0 (module docstring)
         method, kept, logits = self._search(["nncf"], "nncf-fast", build)

@@ -49,12 +49,11 @@ def nncf_quantize(src: Path, images: np.ndarray, exclude: list[str] = (), fast: 
     return q
 
 
-def compiled_logits(model, images: np.ndarray) -> np.ndarray:
-    """Logits of an ov.Model on the CPU plugin in f32 inference precision (int8 where quantized), batches of 100."""
+def compiled_logits(model, images: np.ndarray, threads: int = 0) -> np.ndarray:
+    """Logits of an ov.Model on the CPU plugin in f32 inference precision (int8 where quantized), batches of 100,
+    on `threads` threads (0: all cores)."""
     import openvino as ov
 
-    from .int8 import worker_threads
-
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
-                                                      "INFERENCE_NUM_THREADS": worker_threads()})
+                                                      "INFERENCE_NUM_THREADS": threads})
     return np.concatenate([np.asarray(compiled(images[i:i + 100])[0]) for i in range(0, len(images), 100)])
