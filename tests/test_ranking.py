@@ -179,10 +179,14 @@ def test_run_id_compatibility_lookup(tmp_path):
 
 def test_legacy_run_id_is_the_0_1_hash():
     """The id 0.1 gave the quickstart's lite0 run (its checkpoints/ folder name), from 0.1's config fields."""
+    import dataclasses
+
     from deploybench.config import load_config
     from deploybench.sweep.plan import plan
 
-    assert plan(load_config("configs/quickstart.yaml"))[0].legacy_run_id == \
+    cfg = load_config("configs/quickstart.yaml")
+    cfg.datasets[0] = dataclasses.replace(cfg.datasets[0], max_test=1000)     # 0.1's quickstart: 1,000 test images
+    assert plan(cfg)[0].legacy_run_id == \
         "efficientnet_lite0-fashion-mnist-f1-s0-b6927a52"
 
 
