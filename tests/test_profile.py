@@ -178,3 +178,32 @@ def test_report_section(benched, tmp_path):
     assert "profile file missing" in profile_markdown([gone], cfg)
     assert profile_markdown([dict(r, profile_path=None) for r in rows], cfg) is None
     json.dumps(rows)     # rows stay plain data (the store writes them)
+
+
+def test_report_int8_section(benched):
+    """One line per INT8 file at batch 1: its own export.json budget (method, fp32 layers, val Δ), its own row's
+    test Δ, and the fp32/INT8 p50 ratio of the rounds both rows ran in the same bench call."""
+    from deploybench.report.html import render_html
+    from deploybench.report.int8 import int8_markdown
+    from deploybench.report.markdown import render_markdown
+
+    cfg, run, rows = benched
+    rows = [dict(r) for r in rows]
+    md = render_markdown(rows, cfg)
+    section = md[md.index("## INT8: what it costs and buys"):md.index("## Where the time goes")]
+    entries = {a["file"]: a for a in read_json(run.engine_dir(cfg.root) / "export.json")["artifacts"]}
+    ok = {(r["runtime"], r["precision"], r["batch_size"]): r for r in rows if r["status"] == "ok"}
+    lines = [line for line in section.splitlines() if line.startswith("| efficientnet")]
+    assert len(lines) == 2                                    # ORT U8S8 and OpenVINO NNCF, batch 1 only
+    for runtime in ("onnxruntime-cpu", "openvino"):
+        r8, r32 = ok[(runtime, "int8", 1)], ok[(runtime, "fp32", 1)]
+        e = entries[r8["artifact"]]
+        cells = [c.strip() for c in next(x for x in lines if f"| {runtime} | {r8['artifact']} |" in x).split("|")[1:-1]]
+        assert cells[3] == e["calibration_method"] and cells[4].split(":")[0] == str(len(e["fp32_layers"]))
+        assert cells[5].startswith(f"{-e['val_drop']:+.2f} ± {e['val_drop_se']:.2f} ({e['val_images']})")
+        assert cells[6] == ("met" if e["budget_met"] else f"missed: {e['reason']}")
+        assert cells[7] == f"{r8['top1_delta_vs_torch_fp32']:+.2f}"
+        (a,), (b,) = r32["latency_ms_execution_p50s"], r8["latency_ms_execution_p50s"]     # one round each
+        assert cells[8] == f"{a / b:.2f}×"
+    assert "INT8: what it costs and buys" in render_html(rows, cfg)
+    assert int8_markdown([r for r in rows if r["precision"] != "fp32"], cfg) is None    # nothing to compare with

@@ -239,6 +239,21 @@ def p50_err(c: dict) -> tuple[float, float]:
     return max(0.0, p50 - lo), max(0.0, hi - p50)
 
 
+def int8_pairs(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """(INT8 row, fp32 row) for each INT8 row that has an fp32 row of the same run, runtime, device, batch size
+    and threads (of the same format where there is one)."""
+    pairs = []
+    for r8 in rows:
+        if r8.get("precision") != "int8":
+            continue
+        same = [r for r in rows if r.get("precision") == "fp32" and all(
+            r.get(k) == r8.get(k) for k in ("run_id", "runtime", "device_fingerprint", "batch_size", "threads"))]
+        same.sort(key=lambda r: r.get("format") != r8.get("format"))
+        if same:
+            pairs.append((r8, same[0]))
+    return pairs
+
+
 def backbone_label(r: dict) -> str:
     return r["backbone"] if r.get("pretrained") in (True, None) else f"{r['backbone']} (scratch)"
 

@@ -14,6 +14,7 @@ from .aggregate import backbone_label, faster_text, ok_rows, p50_err
 from .view import View, build, color_index, panels, config_text, device_title, flag_text, pick_text, top1_text
 from .paper import html_section as paper_section
 from .pareto import pareto_rows
+from .int8 import int8_html
 from .profile import profile_html
 from .select import ci_text, num
 
@@ -241,7 +242,7 @@ def html_page(view: View) -> str:
     else:
         body.append("<p>There are no results yet: run <code>deploybench bench</code> first.</p>")
     body.append(paper_section(rows))
-    body.append(profile_html(rows, view.cfg))
+    body += [int8_html(rows, view.cfg), profile_html(rows, view.cfg)]
     body += ["<h2>Skipped and failed</h2>", _bad_rows(rows)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>deploybench report: {html.escape(name)}</title>{ERROR_HOOK}<style>{CSS}</style>"

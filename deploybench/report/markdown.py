@@ -8,6 +8,7 @@ from typing import Optional
 from .aggregate import backbone_label, configs, faster_text, ok_rows, order_text, resolved, tiers
 from .fmt import table
 from .paper import markdown_section as paper_section
+from .int8 import int8_markdown
 from .profile import profile_markdown
 from .select import ci_text
 from .view import View, build, config_text, device_title, fixed as _f, flag_text, pick_text, short as _g, top1_text
@@ -139,5 +140,5 @@ def markdown(view: View) -> str:
     sections = [_device_section(view, fp, n) for fp, n in devs.items()]
     sections += [_precision_deltas(rows), _tiers(rows), _fractions(view), _choices(view), _side_by_side(rows, devs)]
     sections.append(paper_section(rows))
-    sections.append(profile_markdown(rows, view.cfg))
+    sections += [int8_markdown(rows, view.cfg), profile_markdown(rows, view.cfg)]
     return "\n".join(head) + "\n\n" + "\n\n".join(s for s in sections if s) + "\n"

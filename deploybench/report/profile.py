@@ -2,13 +2,12 @@
 point to via `profile_path`), INT8 vs fp32 per op type for one model, and why an INT8 row is slower than fp32."""
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Optional
 
 from ..io import read_json
-from .aggregate import backbone_label, devices, ok_rows
-from .fmt import table
+from .aggregate import backbone_label, devices, int8_pairs, ok_rows
+from .fmt import HTML, MARKDOWN
 
 TOP_OPS, DIFF_OPS, WHY_OPS = 4, 8, 3
 NOTE = ("Per-operator profiles at batch 1 (ONNX Runtime session profiling, OpenVINO performance counters), taken "
@@ -34,18 +33,9 @@ def _top_text(prof: Optional[dict]) -> str:
 
 
 def _pairs(profiled: list[tuple[dict, Optional[dict]]]) -> list[tuple[tuple, tuple]]:
-    """(int8 (row, prof), fp32 (row, prof)): each INT8 row with the fp32 row of the same run, runtime, device,
-    batch and threads, of the same format where there is one."""
-    pairs = []
-    for r8, p8 in profiled:
-        if r8.get("precision") != "int8":
-            continue
-        same = [(r, p) for r, p in profiled if r.get("precision") == "fp32" and all(
-            r.get(k) == r8.get(k) for k in ("run_id", "runtime", "device_fingerprint", "batch_size", "threads"))]
-        same.sort(key=lambda rp: rp[0].get("format") != r8.get("format"))
-        if same:
-            pairs.append(((r8, p8), same[0]))
-    return pairs
+    """(int8 (row, prof), fp32 (row, prof)) for each INT8 row with its fp32 row (aggregate.int8_pairs)."""
+    prof = {id(r): p for r, p in profiled}
+    return [((r8, prof[id(r8)]), (r32, prof[id(r32)])) for r8, r32 in int8_pairs([r for r, _ in profiled])]
 
 
 def _diff(p8: dict, p32: dict) -> list[tuple[str, float, float]]:
@@ -100,21 +90,6 @@ def profile_view(rows: list[dict], root: Path) -> list[dict]:
 
 def _root(cfg) -> Path:
     return Path(cfg.root) if cfg is not None else Path(".")
-
-
-def _html_table(head: list[str], body: list[list]) -> str:
-    ths = "".join(f"<th class=t>{html.escape(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td class=t>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in body)
-    return f"<table><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table>"
-
-
-MARKDOWN = {"h": lambda n, t: f"{'#' * n} {t}", "note": lambda t: f"*{t}*", "p": lambda t: t,
-            "b": lambda t: f"**{t}**", "list": lambda xs: "\n".join(f"- {x}" for x in xs), "table": table,
-            "join": "\n\n"}
-HTML = {"h": lambda n, t: f"<h{n}>{html.escape(t)}</h{n}>", "note": lambda t: f"<p class=meta>{html.escape(t)}</p>",
-        "p": lambda t: f"<p>{html.escape(t)}</p>", "b": lambda t: f"<p><b>{html.escape(t)}</b></p>",
-        "list": lambda xs: "<ul>" + "".join(f'<li class="flag">{html.escape(x)}</li>' for x in xs) + "</ul>",
-        "table": _html_table, "join": "\n"}
 
 
 def _render(rows: list[dict], cfg, fmt: dict) -> Optional[str]:
