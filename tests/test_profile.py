@@ -207,3 +207,12 @@ def test_report_int8_section(benched):
         assert cells[8] == f"{a / b:.2f}×"
     assert "INT8: what it costs and buys" in render_html(rows, cfg)
     assert int8_markdown([r for r in rows if r["precision"] != "fp32"], cfg) is None    # nothing to compare with
+
+
+def test_a_runner_owns_its_operator_profiler():
+    """The bench profiles the runtimes whose Runner has a profiler (ORT CPU session profiling, OpenVINO performance
+    counters) and no other: not torch, not ORT's GPU providers, whose trace times host-side launches."""
+    from deploybench.runtimes import RUNNERS
+
+    profiled = {runner.name for runner in RUNNERS if runner.has_op_profiler()}
+    assert profiled == {"onnxruntime-cpu", "openvino", "openvino-bf16"}

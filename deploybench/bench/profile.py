@@ -12,7 +12,6 @@ op_type, ms, share, exec_type}], seconds (the whole pass, load included), create
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -29,43 +28,9 @@ from ..io import read_json, write_json
 from ..workdir import Workdir
 from .worker import _batch
 
-PROFILED_RUNTIMES = ("onnxruntime-cpu", "openvino", "openvino-bf16")
 PROFILED_BATCH_SIZES = (1,)
 WARMUP, ITERATIONS, TOP_NODES = 10, 50, 10
 log = logging.getLogger(__name__)
-
-
-def _ort_runs(runner, infer) -> list[list[dict]]:
-    """Node kernel events of ORT's profiling trace, grouped by model run (the trace file is removed)."""
-    for _ in range(WARMUP + ITERATIONS):
-        infer()
-    path = Path(runner.session.end_profiling())
-    events = json.loads(path.read_text())
-    path.unlink()
-    spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
-    runs: list[list[dict]] = [[] for _ in spans]
-    for e in events:
-        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
-            continue
-        i = next((i for i, (a, b) in enumerate(spans) if a <= e["ts"] <= b), None)
-        if i is not None:
-            args = e.get("args", {})
-            first_input = (args.get("input_type_shape") or [{}])[0]
-            runs[i].append({"node": e["name"][:-len("_kernel_time")], "op_type": args.get("op_name", "?"),
-                            "us": float(e["dur"]), "exec_type": next(iter(first_input), "")})
-    return runs[WARMUP:]
-
-
-def _openvino_runs(runner, infer) -> list[list[dict]]:
-    """OpenVINO's performance counters, read after each inference (they describe the last one)."""
-    runs = []
-    for i in range(WARMUP + ITERATIONS):
-        infer()
-        if i >= WARMUP:
-            runs.append([{"node": p.node_name, "op_type": p.node_type, "us": p.real_time.total_seconds() * 1e6,
-                          "exec_type": p.exec_type} for p in runner.request.get_profiling_info()
-                         if p.status == p.Status.EXECUTED])
-    return runs
 
 
 def summarize(runs: list[list[dict]]) -> dict:
@@ -100,13 +65,13 @@ def take_profile(spec: dict) -> dict:
     from ..runtimes import get_runner
 
     start, runtime, bs = time.perf_counter(), spec["runtime"], int(spec["batch_size"])
-    if runtime not in PROFILED_RUNTIMES:
-        raise ValueError(f"no operator profiler for runtime '{runtime}' (profiled: {', '.join(PROFILED_RUNTIMES)})")
+    if not get_runner(runtime).has_op_profiler():
+        raise ValueError(f"no operator profiler for runtime '{runtime}'")
     batch = _batch(np.load(spec["inputs"]), bs)
     artifact = Artifact(**spec["artifact"])
     with get_runner(runtime)(artifact, spec.get("meta") or {}, threads=spec.get("threads"), profile=True) as runner:
         t0 = time.perf_counter()
-        runs = (_ort_runs if runtime == "onnxruntime-cpu" else _openvino_runs)(runner, lambda: runner.infer(batch))
+        runs = runner.op_profile(lambda: runner.infer(batch), WARMUP, ITERATIONS)
         wall_ms = (time.perf_counter() - t0) * 1e3 / (WARMUP + ITERATIONS)
         compute = runner.compute_precision
     return {"runtime": runtime, "artifact": Path(artifact.path).name, "precision": artifact.precision,
@@ -162,7 +127,9 @@ def profile_jobs(jobs, meta: dict, ctx) -> None:
             return
         job.row["profile_path"] = str(out.relative_to(ctx.root)) if out.is_relative_to(ctx.root) else str(out)
 
-    todo = [job for job in jobs if job.row.get("status") == "ok" and job.runtime in PROFILED_RUNTIMES
+    from ..runtimes import get_runner
+
+    todo = [job for job in jobs if job.row.get("status") == "ok" and get_runner(job.runtime).has_op_profiler()
             and job.batch_size in PROFILED_BATCH_SIZES]
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:   # nothing is timed any more
         list(pool.map(one, todo))

@@ -54,6 +54,16 @@ class Runner:
     def __exit__(self, *exc) -> None:
         return None
 
+    def op_profile(self, infer, warmup: int, iterations: int) -> list[list[dict]]:
+        """Per-operator events of `iterations` calls of `infer` after `warmup` ones, one list per call:
+        [{node, op_type, us, exec_type}], from the runtime's own profiler (the runner was opened with option
+        profile=True; bench/profile.py). Runtimes without an operator profiler keep this default."""
+        raise NotImplementedError(f"no operator profiler for runtime '{self.name}'")
+
+    @classmethod
+    def has_op_profiler(cls) -> bool:
+        return cls.op_profile is not Runner.op_profile
+
     @classmethod
     def available(cls) -> tuple[bool, str]:
         return True, ""

@@ -1,6 +1,7 @@
 """ONNX Runtime runners: CPU, CUDA and TensorRT execution providers; they run the ONNX artifact as it is."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -61,6 +62,26 @@ class OrtCpuRunner(Runner):
 
     def __exit__(self, *exc) -> None:
         self.session = None
+
+    def op_profile(self, infer, warmup: int, iterations: int) -> list[list[dict]]:
+        """Node kernel events of ORT's session profiling trace, grouped by model run (the trace file is removed)."""
+        for _ in range(warmup + iterations):
+            infer()
+        path = Path(self.session.end_profiling())
+        events = json.loads(path.read_text())
+        path.unlink()
+        spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
+        runs: list[list[dict]] = [[] for _ in spans]
+        for e in events:
+            if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+                continue
+            i = next((i for i, (a, b) in enumerate(spans) if a <= e["ts"] <= b), None)
+            if i is not None:
+                args = e.get("args", {})
+                first_input = (args.get("input_type_shape") or [{}])[0]
+                runs[i].append({"node": e["name"][:-len("_kernel_time")], "op_type": args.get("op_name", "?"),
+                                "us": float(e["dur"]), "exec_type": next(iter(first_input), "")})
+        return runs[warmup:]
 
 
 # ONNX Runtime GPU providers. Options: https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html
@@ -146,6 +167,7 @@ class OrtCudaRunner(OrtCpuRunner):
     once per shape (BoundIO), the batch copied in and the logits copied back on every call, and CUDA events on
     the session's compute stream around the run for `device_time_ms`. TF32 is off; precision is the artifact's
     (ORT does not report the precision its kernels computed in)."""
+    op_profile = Runner.op_profile      # ORT's trace times kernel launches on the host, not the GPU: no profile
     name = "onnxruntime-cuda"
     provider = "CUDAExecutionProvider"
     device_kind = "cuda"

@@ -55,6 +55,17 @@ class OpenVinoRunner(Runner):
     def __exit__(self, *exc) -> None:
         self.request = self.compiled = None
 
+    def op_profile(self, infer, warmup: int, iterations: int) -> list[list[dict]]:
+        """OpenVINO's performance counters (PERF_COUNT), read after each call: they describe the last one."""
+        runs = []
+        for i in range(warmup + iterations):
+            infer()
+            if i >= warmup:
+                runs.append([{"node": p.node_name, "op_type": p.node_type, "us": p.real_time.total_seconds() * 1e6,
+                              "exec_type": p.exec_type} for p in self.request.get_profiling_info()
+                             if p.status == p.Status.EXECUTED])
+        return runs
+
 
 COMPUTE_LAYERS = {"Convolution", "GroupConvolution", "Deconvolution", "MatMul", "FullyConnected"}
 OV_TYPES = {"u8": "int8", "i8": "int8", "bf16": "bf16", "f16": "fp16", "f32": "fp32"}
