@@ -12,6 +12,7 @@ import click
 
 from .config import DEFAULT_CONFIG, BenchConfig, Config, load_config
 from .errors import DeployBenchError
+from .formats import PRECISIONS
 from .workdir import Workdir
 
 CONFIG_OPT = click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
@@ -72,7 +73,7 @@ def finetune(config_path, workdir, backbones):
 @CONFIG_OPT
 @WORKDIR_OPT
 @click.option("--backbone", "backbones", multiple=True)
-@click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "fp16", "int8"]))
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(PRECISIONS))
 @click.option("--format", "formats", multiple=True,
               help="An export format of the runtime registry, e.g. onnx (repeatable; a wrong name lists them).")
 def export(config_path, workdir, backbones, precisions, formats):

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+PRECISIONS = ("fp32", "fp16", "int8")     # what an artifact can hold
+
 
 @dataclass
 class Artifact:

@@ -17,13 +17,12 @@ import numpy as np
 from ..config import ExportConfig
 from ..errors import DeployBenchError
 from ..io import read_json, write_json
-from ..formats import ExportEntry
+from ..formats import PRECISIONS, ExportEntry
 from ..records import Artifact, RunSpec, StageResult
 from ..runtimes import EXPORT_FORMATS as FORMATS
 from ..runtimes import get_format
 from .int8 import RECIPES
 
-PRECISIONS = ("fp32", "fp16", "int8")
 ONNX_FILES = {"fp32": ["model.fp32.onnx"], "fp16": ["model.fp16.onnx"], "int8": [RECIPES["u8s8"][0]]}
 GPU_INT8 = RECIPES["s8s8"][0]     # ONNX, but made for the tensorrt format (and ORT's GPU EPs): built with it
 SOURCE = {"fp32": "model.fp32.onnx", "fp16": "model.fp16.onnx", "int8": RECIPES["s8s8"][0]}   # of IR and engines
