@@ -19,21 +19,23 @@ Budget (ExportConfig.int8): calibrate on training images with `calibration_metho
 `max_drop`, try each of `int8.try_methods`, then keep the most sensitive layers in fp32 (ORT `nodes_to_exclude`,
 NNCF `ignored_scope`), one more per step (each step a real re-quantization measured on validation), up to
 `max_fallbacks`. The search stops when the drop plus one paired standard error is within `max_drop` (500
-validation images leave about 1 pt of noise on a top-1 difference; without the margin, budgets met on validation
-missed by 1-3 pt on test); `budget_met` is the drop itself within `max_drop`. Recipes of one run share their
-sensitivity: an ONNX recipe starts its search at the number of fp32 layers the previous one needed (U8S8 first,
-then S8S8: one build instead of up to max_fallbacks + 1 when they agree, as they mostly do), then tries more layers,
-then fewer. Bias correction is what lets most models meet the budget with no fallback (quickstart
-efficientnet_lite0: NNCF with it kept 0 layers in fp32 on ORT and on OpenVINO; min-max without it kept 3 and NNCF's
-fast variant 2), at 5-15 s a build on 2 cores. NNCF searches from 0: its graph and ranges are its own, and a warm start from ORT's count keeps layers
-it may not need (a quickstart lite0 warm-started at 3 ran its OpenVINO INT8 1.23x faster than fp32; searched from 0,
-lite0 models kept 2 and ran 1.27x faster).
+validation images leave about 1 pt of noise on a top-1 difference, 2,000 about 0.5; without the margin, budgets met
+on validation missed by 1-3 pt on test); `budget_met` is the drop itself within `max_drop`. Bias correction is what
+lets most models meet the budget with no fallback (quickstart efficientnet_lite0: NNCF with it kept 0 layers in fp32
+on ORT and on OpenVINO; min-max without it kept 3, NNCF's fast variant 2), at 5-25 s a build on 2 cores, so the
+fallback steps re-quantize with a cheap method (ORT min-max; NNCF's fast bias correction, "nncf-fast").
+Recipes of one run share their sensitivity: an ONNX recipe starts its search at the number of fp32 layers the
+previous one needed (U8S8 first, then S8S8: one build instead of up to max_fallbacks + 1 when they agree, as they
+mostly do), then tries more layers, then fewer. NNCF for OpenVINO searches from 0: its graph and ranges are its own,
+and a warm start from ORT's count keeps layers it may not need (a quickstart lite0 warm-started at 3 ran its
+OpenVINO INT8 1.23x faster than fp32; searched from 0, lite0 models kept 2 and ran 1.27x faster).
 A budget still missed is recorded (`budget_met` false, `reason`), never hidden.
 Ranking, once per run: each quantized Conv/Gemm/MatMul of the U8S8 graph alone quantized inside the fp32 model,
 scored by the KL divergence of its predictions from fp32 on `rank_images` validation images. All three recipes
-use it (layer names are the ONNX node names, which NNCF's ONNX backend and OpenVINO keep). NNCF's own quantize_with_accuracy_control
-ranks by compiling a model per layer: 65-90 s per efficientnet_lite0 at 56 px on 2 cores (measured), against a
-few seconds here; it reverted the same stem convolution first. The test split is never read here.
+use it (layer names are the ONNX node names, which NNCF's ONNX backend and OpenVINO keep). NNCF's own
+quantize_with_accuracy_control ranks by compiling a model per layer: 65-90 s per efficientnet_lite0 at 56 px on
+2 cores (measured), against a few seconds here; it reverted the same stem convolution first. The test split is
+never read here.
 """
 from __future__ import annotations
 
@@ -123,7 +125,8 @@ class Int8Job:
         sensitive layers kept in fp32 one more at a time, quantized with `fallback` (a cheap method: bias
         correction costs 5-15 s a build, too much for every step)."""
         best: Optional[tuple] = None
-        steps = steps_from_zero = [(0, m) for m in methods] + [(k, fallback) for k in range(1, self.cfg.max_fallbacks + 1)]
+        fallbacks = [(k, fallback) for k in range(1, self.cfg.max_fallbacks + 1)]
+        steps = steps_from_zero = [(0, m) for m in methods] + fallbacks
         if self.warm:     # a sibling recipe of this run needed `warm` layers in fp32: start there, then up, then below
             steps = [(k, fallback) for k in range(self.warm, self.cfg.max_fallbacks + 1)]
             steps += [s for s in steps_from_zero if s[0] < self.warm]
