@@ -59,6 +59,12 @@ class ExportEntry:
         """An entry of a manifest (keys this version does not know are dropped)."""
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
+    @classmethod
+    def listed(cls, manifest: dict) -> dict[str, "ExportEntry"]:
+        """{file: entry} of an export.json dict (entries that are not objects with a `file` are skipped)."""
+        return {a["file"]: cls.from_json(a) for a in manifest.get("artifacts", [])
+                if isinstance(a, dict) and "file" in a}
+
     def update(self, **fields) -> None:
         for k, v in fields.items():
             if k not in self.__dataclass_fields__:

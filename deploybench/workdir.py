@@ -48,5 +48,4 @@ class Workdir:
 
     def entries(self, run_id: str) -> list[ExportEntry]:
         """The typed entries of the run's export manifest."""
-        return [ExportEntry.from_json(a) for a in self.manifest(run_id).get("artifacts", [])
-                if isinstance(a, dict) and "file" in a]
+        return list(ExportEntry.listed(self.manifest(run_id)).values())

@@ -8,6 +8,7 @@ source of the TensorRT int8 engine: with format tensorrt), each within an accura
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -51,8 +52,7 @@ class _Export:
         self.out.mkdir(parents=True, exist_ok=True)
         old = read_json(self.out / "export.json") or {}
         fresh = old.get("meta") == meta    # a re-trained checkpoint invalidates every earlier artifact
-        self.entries: dict[str, ExportEntry] = {a["file"]: ExportEntry.from_json(a) for a in old.get("artifacts", [])
-                                                if fresh and isinstance(a, dict) and "file" in a}
+        self.entries: dict[str, ExportEntry] = ExportEntry.listed(old) if fresh else {}
         self._val = None
         self._int8 = None
         self.built = 0
@@ -70,8 +70,6 @@ class _Export:
     def images(self, split: str, n: int, uncapped: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """`n` images of `split` (stratified); `uncapped`: from the whole split, past the dataset's max_<split> cap
         (fine-tuning's cap: caps are nested, so these include the images fine-tuning saw)."""
-        import dataclasses
-
         from ..data import load_array
 
         fraction = self.run.fraction if split == "train" else 1.0   # calibrate on the run's own training images
@@ -231,8 +229,7 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
             raise DeployBenchError(f"{key}: unknown {bad[0]!r} (known: {', '.join(known)})")
     _check_int8(cfg)
     done = read_json(run.engine_dir(root) / "export.json") or {}
-    entries = {a["file"]: ExportEntry.from_json(a) for a in done.get("artifacts", [])
-               if isinstance(a, dict) and "file" in a}
+    entries = ExportEntry.listed(done)
     files, skipped = _planned(formats, precisions)
     same_ckpt = done.get("meta") == read_json(run.ckpt_dir(root) / "meta.json")
     if same_ckpt and all(_is_done(run.engine_dir(root), entries.get(f)) for f in files) \

@@ -123,13 +123,12 @@ class Int8Job:
         """(method, layers kept in fp32, val logits) of the first build whose drop plus one paired standard error
         is within max_drop, else of the best one: each of `methods` with every layer quantized, then the most
         sensitive layers kept in fp32 one more at a time, quantized with `fallback` (a cheap method: bias
-        correction costs 5-15 s a build, too much for every step)."""
+        correction costs 5-25 s a build, too much for every step)."""
         best: Optional[tuple] = None
         fallbacks = [(k, fallback) for k in range(1, self.cfg.max_fallbacks + 1)]
         steps = steps_from_zero = [(0, m) for m in methods] + fallbacks
         if self.warm:     # a sibling recipe of this run needed `warm` layers in fp32: start there, then up, then below
-            steps = [(k, fallback) for k in range(self.warm, self.cfg.max_fallbacks + 1)]
-            steps += [s for s in steps_from_zero if s[0] < self.warm]
+            steps = [s for s in fallbacks if s[0] >= self.warm] + [s for s in steps_from_zero if s[0] < self.warm]
         for k, method in steps:
             kept = self.ranking()[:k] if k else []
             if k and len(kept) < k:
@@ -167,7 +166,7 @@ class Int8Job:
     def openvino(self, dst: Path) -> dict:
         """NNCF-quantize the fp32 model (read by OpenVINO) into IR at `dst` within the budget; NNCF picks its
         own range estimators (preset MIXED), so `calibration_method` is "nncf" (bias correction) or, for the
-        fallback steps, "nncf-fast" (its fast bias correction: 3 s a build instead of 5-15 s)."""
+        fallback steps, "nncf-fast" (its fast bias correction: about 3 s a build instead of 5-25 s)."""
         from .openvino import compiled_logits, nncf_quantize, save_ir
 
         models: dict[tuple, object] = {}
@@ -245,7 +244,8 @@ class OneLayer:
         graph.node.extend(nodes)
         graph.initializer.extend(inits)
         try:
-            # the dequantized weights must stay as they are: ORT would re-quantize them per tensor (quantize.fp32_inputs)
+            # the dequantized weights must stay as they are: ORT would re-quantize them per tensor
+            # (quantize.fp32_inputs)
             return _ort_logits(self.model.SerializeToString(), x, ("WeightBiasQuantization",))
         finally:
             del node.input[:]

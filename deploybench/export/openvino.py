@@ -31,9 +31,9 @@ def to_ir(src: Path, xml: Path) -> None:
 def nncf_quantize(src: Path, images: np.ndarray, exclude: list[str] = (), fast: bool = False):
     """NNCF post-training INT8 (preset MIXED: asymmetric activations, symmetric per-channel weights; bias
     correction, or its `fast` variant: on the quickstart's efficientnet_lite0 the fast one lost 3.4 val points,
-    the full one none, at 2x the build time) of ONNX `src` converted to OpenVINO, calibrated on `images`; layers named in `exclude` (ONNX node
-    names; OpenVINO names a biased convolution `<name>/WithoutBiases`) stay fp32. Raises when nothing was
-    quantized."""
+    the full one none, at 2x the build time) of ONNX `src` converted to OpenVINO, calibrated on `images`; layers
+    named in `exclude` (ONNX node names; OpenVINO names a biased convolution `<name>/WithoutBiases`) stay fp32.
+    Raises when nothing was quantized."""
     import nncf
     import openvino as ov
 

@@ -3,6 +3,12 @@ that a section written once renders itself in."""
 from __future__ import annotations
 
 import html
+from pathlib import Path
+
+
+def workdir_root(cfg) -> Path:
+    """The workdir a report's files (export.json, profiles) are read from: the config's, else the current folder."""
+    return Path(cfg.root) if cfg is not None else Path(".")
 
 
 def table(head: list[str], body: list[list]) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from ..formats import ExportEntry
 from ..workdir import Workdir
 from .aggregate import backbone_label, int8_pairs, ok_rows, paired_ratio
-from .fmt import HTML, MARKDOWN
+from .fmt import HTML, MARKDOWN, workdir_root
 
 NOTE = ("Each INT8 file against the fp32 file of the same run and runtime, at the smallest batch size. speed-up: "
         "fp32 p50 over INT8 p50 from the paired rounds of one bench call (95 % CI). val Δ: INT8 minus fp32 top-1 on "
@@ -39,7 +40,7 @@ def int8_view(rows: list[dict], root: Path) -> list[list[str]]:
     for r in ok:
         key = (r["run_id"], r["runtime"])
         smallest[key] = min(smallest.get(key, r["batch_size"]), r["batch_size"])
-    entries: dict[str, dict] = {}
+    entries: dict[str, dict[str, ExportEntry]] = {}
     body = []
     for r8, r32 in sorted(int8_pairs(ok), key=lambda p: (backbone_label(p[0]), p[0]["runtime"], p[0]["artifact"])):
         if r8["batch_size"] != smallest[(r8["run_id"], r8["runtime"])]:
@@ -62,7 +63,7 @@ def int8_view(rows: list[dict], root: Path) -> list[list[str]]:
 
 
 def _render(rows: list[dict], cfg, fmt: dict) -> Optional[str]:
-    body = int8_view(rows, Path(cfg.root) if cfg is not None else Path("."))
+    body = int8_view(rows, workdir_root(cfg))
     if not body:
         return None
     return fmt["join"].join([fmt["h"](2, "INT8: what it costs and buys"), fmt["note"](NOTE), fmt["table"](HEAD, body)])

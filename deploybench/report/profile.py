@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..io import read_json
 from .aggregate import backbone_label, devices, int8_pairs, ok_rows
-from .fmt import HTML, MARKDOWN
+from .fmt import HTML, MARKDOWN, workdir_root
 
 TOP_OPS, DIFF_OPS, WHY_OPS = 4, 8, 3
 NOTE = ("Per-operator profiles at batch 1 (ONNX Runtime session profiling, OpenVINO performance counters), taken "
@@ -88,12 +88,8 @@ def profile_view(rows: list[dict], root: Path) -> list[dict]:
     return views
 
 
-def _root(cfg) -> Path:
-    return Path(cfg.root) if cfg is not None else Path(".")
-
-
 def _render(rows: list[dict], cfg, fmt: dict) -> Optional[str]:
-    views = profile_view(rows, _root(cfg))
+    views = profile_view(rows, workdir_root(cfg))
     if not views:
         return None
     parts = [fmt["h"](2, "Where the time goes"), fmt["note"](NOTE)]
