@@ -255,3 +255,33 @@ def test_nncf_u8s8_is_uint8_exactly_and_ort_runs_it_in_int8(tmp_path):
     run(dst, tmp_path / "opt.onnx")
     ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
     assert ops.count("QLinearConv") == 3 and "Conv" not in ops and "FusedConv" not in ops, ops
+
+
+@pytest.mark.parametrize("act, signed", [("ReLU6", False), ("SiLU", True), ("GELU", True)])
+def test_nncf_openvino_activations_are_symmetric_for_relu_models(tmp_path, act, signed):
+    """OpenVINO's INT8: a ReLU-family model gets symmetric activation quantizers (NNCF preset PERFORMANCE: no zero
+    point, which keeps the CPU plugin's depthwise convolutions on its fast kernels); a model whose activations can
+    be negative (SiLU, GELU) keeps asymmetric ones (MIXED), read back from the quantized graph's FakeQuantize
+    ranges."""
+    import openvino as ov
+    import torch
+
+    from deploybench.export.onnx import export_onnx
+    from deploybench.export.openvino import nncf_preset, nncf_quantize
+
+    torch.manual_seed(0)
+    a = getattr(torch.nn, act)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), a(), torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),
+                              a(), torch.nn.Conv2d(8, 4, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    src = tmp_path / "m.onnx"
+    export_onnx(net, src, 16, 17, 3)
+    assert (nncf_preset(ov.convert_model(str(src))).value == "mixed") == signed
+    images = np.random.default_rng(0).standard_normal((32, 3, 16, 16)).astype(np.float32)
+    q = nncf_quantize(src, images)
+    asymmetric = []
+    for op in q.get_ops():
+        if op.get_type_name() != "FakeQuantize" or op.input_value(0).get_node().get_type_name() == "Constant":
+            continue
+        lo, hi = (float(op.input_value(i).get_node().get_data().ravel()[0]) for i in (1, 2))
+        asymmetric.append(not (lo == 0 or abs(-lo - hi * 128 / 127) < 1e-3 * hi))
+    assert asymmetric and any(asymmetric) == signed, asymmetric

@@ -9,8 +9,9 @@ Recipes (file, export.json `recipe`, `target` = the runtime it is made for):
       is that U8S8 and S8S8 both run well, so U8S8 is kept on every machine: one recipe, one file. Made by NNCF's
       ONNX backend with bias correction (calibration_method "nncf", the default: nncf_onnx.py) or by ORT's
       quantize_static (minmax, entropy, percentile).
-  model.int8.nncf.xml   nncf-ptq  openvino: NNCF post-training quantization (preset MIXED: asymmetric
-      activations, symmetric weights, bias correction) of the fp32 model read by OpenVINO, saved as IR.
+  model.int8.nncf.xml   nncf-ptq  openvino: NNCF post-training quantization (symmetric weights; symmetric
+      activations for ReLU-family models, asymmetric where activations can be negative: openvino.nncf_preset;
+      bias correction) of the fp32 model read by OpenVINO, saved as IR.
 S8S8 is always made by quantize_static (TensorRT wants symmetric activations, NNCF's are asymmetric): with the
 first ORT method of calibration_method + try_methods, else minmax.
 
@@ -165,7 +166,7 @@ class Int8Job:
 
     def openvino(self, dst: Path) -> dict:
         """NNCF-quantize the fp32 model (read by OpenVINO) into IR at `dst` within the budget; NNCF picks its
-        own range estimators (preset MIXED), so `calibration_method` is "nncf" (bias correction) or, for the
+        own range estimators (openvino.nncf_preset), so `calibration_method` is "nncf" (bias correction) or, for the
         fallback steps, "nncf-fast" (its fast bias correction: about 3 s a build instead of 5-25 s)."""
         from .openvino import compiled_logits, nncf_quantize, save_ir
 

@@ -49,8 +49,10 @@ class OpenVinoRunner(Runner):
         return self
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        self.request.infer({0: as_batch(batch)})
-        return np.asarray(self.request.get_output_tensor(0).data, dtype=np.float32).copy()
+        # share_inputs: the request reads the array in place, as a C++ deployment hands OpenVINO its own buffer;
+        # the default copy into a fresh tensor cost ~35 us a call here, 10-15 % of a batch-1 int8 inference
+        self.request.infer({0: as_batch(batch)}, share_inputs=True, share_outputs=True)
+        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
 
     def __exit__(self, *exc) -> None:
         self.request = self.compiled = None
