@@ -207,6 +207,15 @@ def test_report_int8_section(benched):
         assert cells[8] == f"{a / b:.2f}×"
     assert "INT8: what it costs and buys" in render_html(rows, cfg)
     assert int8_markdown([r for r in rows if r["precision"] != "fp32"], cfg) is None    # nothing to compare with
+    # merged with a second device measured at batch 2 only: its lines are its own, at its smallest batch, labelled
+    other = [dict(r, device="Other CPU", device_fingerprint="other", latency_ms_execution_p50s=None,
+                  latency_ms_p50=2.0 if r["precision"] == "int8" else 3.0)
+             for r in rows if r["batch_size"] == 2]
+    merged = int8_markdown(rows + other, cfg).splitlines()
+    mine = [x for x in merged if x.startswith("| efficientnet") and "(Other CPU)" not in x]
+    theirs = [x for x in merged if x.startswith("| efficientnet") and "(Other CPU)" in x]
+    assert len(mine) == len(theirs) == 2 and all("1.50× (p50 only" in x for x in theirs)
+    assert sorted(x.replace(f" ({rows[0]['device']})", "") for x in mine) == sorted(lines)
 
 
 def test_a_runner_owns_its_operator_profiler():

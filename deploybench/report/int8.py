@@ -10,7 +10,7 @@ from ..workdir import Workdir
 from .aggregate import backbone_label, int8_pairs, ok_rows, paired_ratio
 from .fmt import HTML, MARKDOWN, workdir_root
 
-NOTE = ("Each INT8 file against the fp32 file of the same run and runtime, at the smallest batch size. speed-up: "
+NOTE = ("Each INT8 file against the fp32 file of the same run, runtime and device, at the smallest batch size. speed-up: "
         "fp32 p50 over INT8 p50 from the paired rounds of one bench call (95 % CI). val Δ: INT8 minus fp32 top-1 on "
         "the validation images export's budget measured (± paired standard error); the budget is met when the drop "
         "is within export.int8.max_drop. test Δ: top-1 vs torch fp32 on this report's test images, which export "
@@ -34,29 +34,33 @@ def _speedup(r8: dict, r32: dict) -> str:
 
 
 def int8_view(rows: list[dict], root: Path) -> list[list[str]]:
-    """The section's table body: one line per INT8 row at its run's smallest batch size that has an fp32 row."""
+    """The section's table body: one line per INT8 row at the smallest batch size its run, runtime and device
+    were measured at, that has an fp32 row; the runtime is labelled with its device where rows of several devices
+    were merged (a Jetson's onnxruntime-cpu beside this machine's)."""
     ok = ok_rows(rows)
     smallest = {}
     for r in ok:
-        key = (r["run_id"], r["runtime"])
+        key = (r["run_id"], r["runtime"], r.get("device_fingerprint"))
         smallest[key] = min(smallest.get(key, r["batch_size"]), r["batch_size"])
+    several = len({r.get("device_fingerprint") for r in ok}) > 1
     entries: dict[str, dict[str, ExportEntry]] = {}
     body = []
     for r8, r32 in sorted(int8_pairs(ok), key=lambda p: (backbone_label(p[0]), p[0]["runtime"], p[0]["artifact"])):
-        if r8["batch_size"] != smallest[(r8["run_id"], r8["runtime"])]:
+        if r8["batch_size"] != smallest[(r8["run_id"], r8["runtime"], r8.get("device_fingerprint"))]:
             continue
+        runtime = f"{r8['runtime']} ({r8.get('device')})" if several else r8["runtime"]
         if r8["run_id"] not in entries:
             entries[r8["run_id"]] = {e.file: e for e in Workdir(root).entries(r8["run_id"])}
         e = entries[r8["run_id"]].get(Path(r8["artifact"]).name)
         delta = r8.get("top1_delta_vs_torch_fp32")
         test = f"{delta:+.2f}" if delta is not None else "–"
         if e is None or e.val_drop is None:      # bring-your-own file, or a manifest without a budget
-            body.append([backbone_label(r8), r8["runtime"], r8["artifact"], "–", "–", "–", "–", test,
+            body.append([backbone_label(r8), runtime, r8["artifact"], "–", "–", "–", "–", test,
                          _speedup(r8, r32)])
             continue
         layers = f"{len(e.fp32_layers)}" + (f": {', '.join(_layer(n) for n in e.fp32_layers)}" if e.fp32_layers else "")
         budget = "met" if e.budget_met else f"missed: {e.reason}"
-        body.append([backbone_label(r8), r8["runtime"], r8["artifact"], e.calibration_method or "–", layers,
+        body.append([backbone_label(r8), runtime, r8["artifact"], e.calibration_method or "–", layers,
                      f"{-e.val_drop:+.2f}" + (f" ± {e.val_drop_se:.2f}" if e.val_drop_se is not None else "")
                      + f" ({e.val_images})", budget, test, _speedup(r8, r32)])
     return body
