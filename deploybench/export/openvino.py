@@ -28,8 +28,9 @@ def to_ir(src: Path, xml: Path) -> None:
     save_ir(ov.convert_model(str(src)), xml)
 
 
-# Activations that can be negative by design (Sigmoid, Erf and Tanh: SiLU and GELU as ONNX decomposes them): NNCF's MIXED preset (asymmetric activations) is for these
-# (docs.openvino.ai, "Post-training Quantization", preset); ReLU-family models take PERFORMANCE (symmetric).
+# Activations that can be negative by design (Sigmoid, Erf, Tanh: SiLU and GELU as ONNX decomposes them): NNCF's
+# MIXED preset (asymmetric activations) is for these (docs.openvino.ai, "Post-training Quantization", preset);
+# ReLU-family models take PERFORMANCE (symmetric).
 SIGNED_ACTIVATIONS = {"Swish", "HSwish", "Gelu", "Elu", "PRelu", "Mish", "SoftPlus", "Selu", "Sigmoid", "Erf", "Tanh"}
 
 

@@ -10,11 +10,11 @@ from ..workdir import Workdir
 from .aggregate import backbone_label, int8_pairs, ok_rows, paired_ratio
 from .fmt import HTML, MARKDOWN, workdir_root
 
-NOTE = ("Each INT8 file against the fp32 file of the same run, runtime and device, at the smallest batch size. speed-up: "
-        "fp32 p50 over INT8 p50 from the paired rounds of one bench call (95 % CI). val Δ: INT8 minus fp32 top-1 on "
-        "the validation images export's budget measured (± paired standard error); the budget is met when the drop "
-        "is within export.int8.max_drop. test Δ: top-1 vs torch fp32 on this report's test images, which export "
-        "never reads. fp32 layers: kept out of INT8 by the budget; method: what made the file.")
+NOTE = ("Each INT8 file against the fp32 file of the same run, runtime and device, at the smallest batch size. "
+        "speed-up: fp32 p50 over INT8 p50 from the paired rounds of one bench call (95 % CI). val Δ: INT8 minus fp32 "
+        "top-1 on the validation images export's budget measured (± paired standard error); the budget is met when "
+        "the drop is within export.int8.max_drop. test Δ: top-1 vs torch fp32 on this report's test images, which "
+        "export never reads. fp32 layers: kept out of INT8 by the budget; method: what made the file.")
 HEAD = ["backbone", "runtime", "file", "method", "fp32 layers", "val Δ pt (images)", "budget", "test Δ pt",
         "speed-up [95 % CI]"]
 
