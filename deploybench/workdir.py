@@ -44,8 +44,9 @@ class Workdir:
     def artifacts(self, run_id: str) -> list[Artifact]:
         """The run's torch checkpoint, then every ok artifact of its export manifest."""
         arts = [Artifact(str(self.ckpt_dir(run_id) / "best.pt"), "pytorch", "fp32", run_id)]
-        return arts + [e.artifact(self.engine_dir(run_id), run_id) for e in self.entries(run_id) if e.status == "ok"]
+        return arts + [e.artifact(self.engine_dir(run_id), run_id) for e in self.entries(run_id).values()
+                       if e.status == "ok"]
 
-    def entries(self, run_id: str) -> list[ExportEntry]:
-        """The typed entries of the run's export manifest."""
-        return list(ExportEntry.listed(self.manifest(run_id)).values())
+    def entries(self, run_id: str) -> dict[str, ExportEntry]:
+        """{file: typed entry} of the run's export manifest."""
+        return ExportEntry.listed(self.manifest(run_id))

@@ -247,8 +247,8 @@ def test_ort_worker_measures_parity_without_importing_torch(exported_run, images
             "accuracy": {"x": str(tmp_path / "x.npy"), "y": str(tmp_path / "y.npy"),
                          "reference": str(tmp_path / "ref.npy")}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    code = ("import json, sys\nfrom deploybench.bench.worker import Session\n"
-            "with Session(json.load(open(sys.argv[1]))) as s:\n    out = s.execute()\n"
+    code = ("import json, sys\nfrom deploybench.bench.worker import Session, Spec\n"
+            "with Session(Spec.from_json(json.load(open(sys.argv[1])))) as s:\n    out = s.execute()\n"
             "print(json.dumps({'parity': out.parity, 'torch': 'torch' in sys.modules}))")
     repo = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))

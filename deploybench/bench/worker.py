@@ -18,8 +18,9 @@ each line on stdin is an OUT.json path; the worker runs one execution (warm-up +
 there atomically and answers "done". EOF on stdin, or a failed execution, ends it. Between executions the process
 sits blocked on stdin while the driver measures other configurations (stage.py interleaves them). The first
 execution's OUT carries what preparing measured.
-OUT.json (typed: `Reply`; the driver gets Replies): {"status": "ok", "execution", "started_ns" (time.monotonic_ns), "precision", "compute_precision",
-"latency" (LatencyResult.as_dict, samples included), "seconds", and on the first: "load_s", "peak_host_mem_mb",
+OUT.json (typed: `Reply`; the driver gets Replies): {"status": "ok", "execution", "started_ns" (time.monotonic_ns),
+"precision", "compute_precision", "latency" (LatencyResult.as_dict, samples included), "seconds", and on the first:
+"load_s", "peak_host_mem_mb",
 "peak_device_mem_mb", "peak_device_mem_method" (GPU runners: device-level used-memory delta around load and run,
 see memory.DeviceMemProbe), "options_used" (the runner's, e.g. the TensorRT profile that ran), "top1", "top5",
 "accuracy_images", "parity" (accuracy.parity_stats of this runner's logits against the reference, when there is
@@ -112,8 +113,8 @@ def failed(e: BaseException) -> Reply:
 class Session:
     """The configuration of one spec, runner open: `with Session(spec) as s: s.execute(); s.execute()`."""
 
-    def __init__(self, spec):
-        self.spec = spec if isinstance(spec, Spec) else Spec.from_json(spec)
+    def __init__(self, spec: Spec):
+        self.spec = spec
         self.executions = 0
         self.runner = None
         self.first: Optional[dict] = None     # what prepare() measured, reported by the first execution

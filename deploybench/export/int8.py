@@ -97,7 +97,7 @@ class Int8Job:
         self.ref = _ort_logits(self.src, val_x)
         self.fp32_top1 = _top1(self.ref, val_y)
         self._ranking: Optional[list[str]] = None
-        self.warm = 0      # layers kept in fp32 by the last recipe that met the budget (warm start of the next)
+        self.warm = 0      # fp32 layers of the last ONNX recipe that met the budget (warm start of the next)
 
     def close(self) -> None:
         self._tmp.cleanup()
@@ -119,16 +119,17 @@ class Int8Job:
                 "val_top1_fp32": self.fp32_top1, "val_top1_int8": round(self.fp32_top1 - drop, 3), "val_drop": drop,
                 "val_drop_se": se, "val_images": int(len(self.y)), "budget_met": met, "reason": reason}
 
-    def _search(self, methods: list[str], fallback: str, build: Callable[[str, list[str]], np.ndarray]
-                ) -> tuple[str, list[str], np.ndarray]:
+    def _search(self, methods: list[str], fallback: str, build: Callable[[str, list[str]], np.ndarray],
+                warm: bool = True) -> tuple[str, list[str], np.ndarray]:
         """(method, layers kept in fp32, val logits) of the first build whose drop plus one paired standard error
         is within max_drop, else of the best one: each of `methods` with every layer quantized, then the most
         sensitive layers kept in fp32 one more at a time, quantized with `fallback` (a cheap method: bias
-        correction costs 5-25 s a build, too much for every step)."""
-        best: Optional[tuple] = None
+        correction costs 5-25 s a build, too much for every step). `warm`: start from, and record, the fp32
+        layer count the ONNX recipes of this run share (module docstring)."""
+        best: Optional[tuple] = None     # (drop, method, kept, logits)
         fallbacks = [(k, fallback) for k in range(1, self.cfg.max_fallbacks + 1)]
         steps = steps_from_zero = [(0, m) for m in methods] + fallbacks
-        if self.warm:     # a sibling recipe of this run needed `warm` layers in fp32: start there, then up, then below
+        if warm and self.warm:   # a sibling recipe needed `warm` layers in fp32: start there, then up, then below
             steps = [s for s in fallbacks if s[0] >= self.warm] + [s for s in steps_from_zero if s[0] < self.warm]
         for k, method in steps:
             kept = self.ranking()[:k] if k else []
@@ -136,12 +137,13 @@ class Int8Job:
                 break
             logits = build(method, kept)
             drop, se = self._drop(logits)
-            if best is None or drop < self._drop(best[2])[0]:
-                best = (method, kept, logits)
+            if best is None or drop < best[0]:
+                best = (drop, method, kept, logits)
             if drop + se <= self.cfg.max_drop:
-                self.warm = len(kept)
+                if warm:
+                    self.warm = len(kept)
                 return method, kept, logits
-        return best
+        return best[1:]
 
     def onnx(self, key: str, dst: Path) -> dict:
         """Build the `key` ONNX recipe at `dst` within the budget; its export.json fields."""
@@ -176,8 +178,8 @@ class Int8Job:
             models[tuple(exclude)] = nncf_quantize(self.src, self.calib, exclude, fast=method == "nncf-fast")
             return compiled_logits(models[tuple(exclude)], self.x, worker_threads())
 
-        self.warm = 0      # NNCF's graph and ranges are its own: its search starts from 0 (module docstring)
-        method, kept, logits = self._search(["nncf"], "nncf-fast", build)
+        # NNCF's graph and ranges are its own: its search starts from 0 and leaves the ONNX count alone
+        method, kept, logits = self._search(["nncf"], "nncf-fast", build, warm=False)
         save_ir(models[tuple(kept)], dst)
         return self._report("nncf", method, kept, logits)
 

@@ -50,7 +50,7 @@ def int8_view(rows: list[dict], root: Path) -> list[list[str]]:
             continue
         runtime = f"{r8['runtime']} ({r8.get('device')})" if several else r8["runtime"]
         if r8["run_id"] not in entries:
-            entries[r8["run_id"]] = {e.file: e for e in Workdir(root).entries(r8["run_id"])}
+            entries[r8["run_id"]] = Workdir(root).entries(r8["run_id"])
         e = entries[r8["run_id"]].get(Path(r8["artifact"]).name)
         delta = r8.get("top1_delta_vs_torch_fp32")
         test = f"{delta:+.2f}" if delta is not None else "–"
