@@ -64,6 +64,7 @@ class Accuracy(_Part):
     top1_delta_vs_torch_fp32: Optional[float] = col(17)
     accuracy_flag: Optional[str] = col(46)
     accuracy_images: Optional[int] = col(57)
+    top1_delta_se: Optional[float] = col(58)   # paired standard error of top1_delta_vs_torch_fp32 (bench/accuracy.py)
 
 
 @dataclass

@@ -116,7 +116,7 @@ def test_every_row_measured_through_its_own_runtime_and_artifact(work, first, la
         with get_runner(r["runtime"])(Artifact(str(path), fmt, r["precision"], run.run_id), meta) as rn:
             own = evaluate(rn, x, y, BS)
             compute = getattr(rn, "compute_precision", None)
-        stats = parity_stats(own.logits, ref["logits"])
+        stats = parity_stats(own.logits, ref["logits"], y)
         where = f"{r['runtime']} {r['artifact']}"
         assert r["precision"] == held[r["artifact"]], where
         assert r["compute_precision"] == compute, where
@@ -126,6 +126,7 @@ def test_every_row_measured_through_its_own_runtime_and_artifact(work, first, la
         assert r["parity_max_rel_err"] == pytest.approx(stats["max_rel_err"], rel=0.2, abs=5e-5), where
         assert r["parity_median_rel_err"] == pytest.approx(stats["median_rel_err"], rel=0.2, abs=5e-5), where
         assert r["top1_delta_vs_torch_fp32"] == pytest.approx(r["top1"] - ref["top1"], abs=1e-3), where
+        assert r["top1_delta_se"] == pytest.approx(stats["top1_delta_se"], abs=100 / len(y)), where
         flagged = r["top1_delta_vs_torch_fp32"] < -ACC_DROP_PT
         assert (r["accuracy_flag"] is not None) == flagged, where
 
@@ -136,7 +137,7 @@ def test_rows_of_one_run_differ_where_their_artifacts_do(work, first, later):
     ok = _ok(first + later[0])
     torch_row = ok[("torch", "best.pt")]
     assert torch_row["top1_delta_vs_torch_fp32"] == 0 and torch_row["parity_max_rel_err"] < 1e-4
-    assert torch_row["parity_top1_agree"] == 1.0
+    assert torch_row["parity_top1_agree"] == 1.0 and torch_row["top1_delta_se"] == 0
     fp32 = ok[("onnxruntime-cpu", "model.fp32.onnx")]
     (int8,) = [r for (rt, _), r in ok.items() if rt == "onnxruntime-cpu" and r["precision"] == "int8"]
     assert fp32["parity_max_rel_err"] < 5e-4 < int8["parity_max_rel_err"]     # fp32 noise: 2e-5..1.2e-4 seen
@@ -173,6 +174,17 @@ def test_later_call_on_other_runtimes_reuses_the_reference(work, first, later):
         assert r["top1_delta_vs_torch_fp32"] == pytest.approx(r["top1"] - torch_top1, abs=1e-3)
         assert r["accuracy_flag"] == (f"drop>{ACC_DROP_PT:g}pt" if r["top1_delta_vs_torch_fp32"] < -ACC_DROP_PT
                                       else None)
+
+
+def test_paired_standard_error_of_the_top1_delta():
+    """top1_delta_se is the paired standard error: only images exactly one of the two gets right move it."""
+    labels = np.array([0, 1, 2, 3])
+    ref = np.eye(4)[[1, 1, 2, 0]]          # reference right on images 1 and 2
+    a = np.eye(4)[[0, 1, 0, 0]]            # artifact right on images 0 and 1: d = [1, 0, -1, 0]
+    s = parity_stats(a, ref, labels)
+    assert s["top1_delta"] == 0 and s["top1_delta_se"] == pytest.approx(np.sqrt(2 / 3) / 2 * 100)
+    assert parity_stats(ref, ref, labels)["top1_delta_se"] == 0
+    assert parity_stats(a, ref)["top1_delta_se"] is None
 
 
 def test_new_columns_round_trip_the_store(first, tmp_path):

@@ -202,7 +202,7 @@ def test_report_int8_section(benched):
         assert cells[3] == e["calibration_method"] and cells[4].split(":")[0] == str(len(e["fp32_layers"]))
         assert cells[5].startswith(f"{-e['val_drop']:+.2f} ± {e['val_drop_se']:.2f} ({e['val_images']})")
         assert cells[6] == ("met" if e["budget_met"] else f"missed: {e['reason']}")
-        assert cells[7] == f"{r8['top1_delta_vs_torch_fp32']:+.2f}"
+        assert cells[7] == f"{r8['top1_delta_vs_torch_fp32']:+.2f} ± {r8['top1_delta_se']:.2f}"
         (a,), (b,) = r32["latency_ms_execution_p50s"], r8["latency_ms_execution_p50s"]     # one round each
         assert cells[8] == f"{a / b:.2f}×"
     assert "INT8: what it costs and buys" in render_html(rows, cfg)

@@ -23,7 +23,7 @@ CONTRACT = [
     "latency_ms_device_p50",
     "noisy", "accuracy_flag", "parity_median_rel_err", "image_size", "efficiency", "config_name",
     "peak_device_mem_method", "bench_call", "latency_ms_execution_p50s", "recipe",
-    "profile_path", "compute_precision", "accuracy_images",
+    "profile_path", "compute_precision", "accuracy_images", "top1_delta_se",
 ]
 
 

@@ -6,6 +6,9 @@ logits a_i, reference PyTorch fp32 logits b_i):
   max_rel_err = max_i rel_err_i;  median_rel_err = median_i rel_err_i
   top1_agree  = fraction of samples whose arg-max class is the same
   top1_delta  = (artifact top-1 - PyTorch top-1) on the labelled images, in percentage points
+  top1_delta_se = its paired standard error: std_i(d_i) / sqrt(n), d_i = [a_i right] - [b_i right], in points
+      (only images where exactly one of the two is right move it: on a fragile model a Δ of 1 pt on 2,000
+      images can be noise)
 """
 from __future__ import annotations
 
@@ -56,11 +59,14 @@ def parity_stats(logits: np.ndarray, ref: np.ndarray, labels: Optional[np.ndarra
         raise ValueError(f"parity: logits of shape {a.shape} against reference logits of shape {b.shape}")
     rel = np.abs(a - b).max(axis=1) / np.maximum(np.abs(b).max(axis=1), 1e-12)
     top_a, top_b = a.argmax(1), b.argmax(1)
-    delta = None
+    delta = se = None
     if labels is not None:
-        delta = float(((top_a == labels).mean() - (top_b == labels).mean()) * 100.0)
+        d = (top_a == labels).astype(np.float64) - (top_b == labels)
+        delta = float(d.mean() * 100.0)
+        se = float(d.std(ddof=1) / np.sqrt(len(d)) * 100.0) if len(d) > 1 else None
     return {"max_rel_err": float(rel.max()), "median_rel_err": float(np.median(rel)),
-            "top1_agree": float((top_a == top_b).mean()), "top1_delta": delta, "images": int(len(a))}
+            "top1_agree": float((top_a == top_b).mean()), "top1_delta": delta, "top1_delta_se": se,
+            "images": int(len(a))}
 
 
 def accuracy_flag(delta: Optional[float]) -> Optional[str]:

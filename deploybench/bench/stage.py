@@ -195,7 +195,8 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
 def _accuracy_cols(out: Reply) -> dict:
     """Row columns from a worker's accuracy pass: top-1/5, its image count, parity vs the torch fp32 reference."""
     parity = out.parity or {}
-    return Accuracy(top1=out.top1, top5=out.top5, accuracy_images=out.accuracy_images).flat() | Parity(
+    return Accuracy(top1=out.top1, top5=out.top5, accuracy_images=out.accuracy_images,
+                    top1_delta_se=parity.get("top1_delta_se")).flat() | Parity(
         parity_max_rel_err=parity.get("max_rel_err"), parity_median_rel_err=parity.get("median_rel_err"),
         parity_top1_agree=parity.get("top1_agree")).flat()
 

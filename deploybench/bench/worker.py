@@ -159,7 +159,7 @@ class Session:
             scores = evaluate(self.runner, X, y, int(self.spec.batch_size))
             self.first.update(top1=scores.top1, top5=scores.top5, accuracy_images=int(len(y)))
             if acc.get("reference"):
-                self.first["parity"] = parity_stats(scores.logits, np.load(acc["reference"]))
+                self.first["parity"] = parity_stats(scores.logits, np.load(acc["reference"]), y)
 
     def execute(self) -> Reply:
         """One execution: latency (+ what `prepare` measured, and GPU memory, on the first)."""

@@ -148,6 +148,11 @@ def _part(k: str, c: dict) -> str:
             "fraction": f"fraction {v:g}" if isinstance(v, (int, float)) else str(v)}.get(k, str(v))
 
 
+def _mean_se(ses: list[float]) -> Optional[float]:
+    """Standard error of a mean of independent estimates with standard errors `ses` (seeds' paired top-1 Δs)."""
+    return math.sqrt(sum(s * s for s in ses)) / len(ses) if ses else None
+
+
 def _summary(rows: list[dict]) -> dict:
     """Seed statistics of one group of rows (same configuration, different seeds/run ids)."""
     top1 = _vals(rows, "top1")
@@ -158,6 +163,7 @@ def _summary(rows: list[dict]) -> dict:
         "top1_mean": _mean(top1), "top1_std": _std(top1), "top1_best": max(top1) if top1 else None,
         "top5_mean": _mean(_vals(rows, "top5")),
         "top1_delta": _mean(_vals(rows, "top1_delta_vs_torch_fp32")),
+        "top1_delta_se": _mean_se(_vals(rows, "top1_delta_se")),
         "latency_ms_p50": _median(_vals(rows, "latency_ms_p50")),
         "latency_ms_p99": _median(_vals(rows, "latency_ms_p99")),
         "latency_ms_p50_ci_low": min(_vals(rows, "latency_ms_p50_ci_low"), default=None),    # union over seeds
@@ -216,7 +222,8 @@ def flags(c: dict, noisy_cv: float = 0.15) -> list[str]:
     out = []
     delta = c.get("top1_delta", c.get("top1_delta_vs_torch_fp32"))
     if delta is not None and delta < -ACC_DROP_PT:
-        out.append(f"top-1 {delta:+.2f} pt vs torch fp32")
+        se = c.get("top1_delta_se")
+        out.append(f"top-1 {delta:+.2f}" + (f" ± {se:.2f}" if se is not None else "") + " pt vs torch fp32")
     elif isinstance(c.get("accuracy_flag"), str):
         out.append(c["accuracy_flag"])
     cv = c.get("latency_cv")

@@ -14,7 +14,8 @@ NOTE = ("Each INT8 file against the fp32 file of the same run, runtime and devic
         "speed-up: fp32 p50 over INT8 p50 from the paired rounds of one bench call (95 % CI). val Δ: INT8 minus fp32 "
         "top-1 on the validation images export's budget measured (± paired standard error); the budget is met when "
         "the drop is within export.int8.max_drop. test Δ: top-1 vs torch fp32 on this report's test images, which "
-        "export never reads. fp32 layers: kept out of INT8 by the budget; method: what made the file.")
+        "export never reads (± paired standard error: only images exactly one of the two gets right move it, so "
+        "where INT8 and fp32 disagree on many images, a Δ of 1 pt on 2,000 images can be noise). fp32 layers: kept out of INT8 by the budget; method: what made the file.")
 HEAD = ["backbone", "runtime", "file", "method", "fp32 layers", "val Δ pt (images)", "budget", "test Δ pt",
         "speed-up [95 % CI]"]
 
@@ -52,8 +53,8 @@ def int8_view(rows: list[dict], root: Path) -> list[list[str]]:
         if r8["run_id"] not in entries:
             entries[r8["run_id"]] = Workdir(root).entries(r8["run_id"])
         e = entries[r8["run_id"]].get(Path(r8["artifact"]).name)
-        delta = r8.get("top1_delta_vs_torch_fp32")
-        test = f"{delta:+.2f}" if delta is not None else "–"
+        delta, se = r8.get("top1_delta_vs_torch_fp32"), r8.get("top1_delta_se")
+        test = "–" if delta is None else f"{delta:+.2f}" + (f" ± {se:.2f}" if se is not None else "")
         if e is None or e.val_drop is None:      # bring-your-own file, or a manifest without a budget
             body.append([backbone_label(r8), runtime, r8["artifact"], "–", "–", "–", "–", test,
                          _speedup(r8, r32)])
