@@ -186,6 +186,7 @@ def test_legacy_run_id_is_the_0_1_hash():
 
     cfg = load_config("configs/quickstart.yaml")
     cfg.datasets[0] = dataclasses.replace(cfg.datasets[0], max_test=1000)     # 0.1's quickstart: 1,000 test images
+    cfg.train = dataclasses.replace(cfg.train, lr=0.001)                       # and AdamW at 1e-3
     assert plan(cfg)[0].legacy_run_id == \
         "efficientnet_lite0-fashion-mnist-f1-s0-b6927a52"
 
