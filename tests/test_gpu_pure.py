@@ -196,3 +196,18 @@ def test_gpu_jobs_prepare_alone():
         ["tensorrt", "onnxruntime-cpu", "tensorrt", "openvino", "onnxruntime-cuda", "torch", "onnxruntime-trt"])]
     groups = [[j.n for j in g] for g in prepare_groups(jobs, parallel=2)]
     assert groups == [[1, 3], [5], [0], [2], [4], [6]]
+
+
+def test_tensorrt_rows_get_their_own_accuracy_pass():
+    """TensorRT runs each batch size on its own profile's tactics, so each of its rows measures accuracy and parity
+    itself; CPU runtimes run the same kernels at every batch size and share one pass per artifact x runtime."""
+    from types import SimpleNamespace
+
+    from deploybench.bench.stage import accuracy_key
+
+    def keys(runtime):
+        return {accuracy_key(SimpleNamespace(artifact=SimpleNamespace(path="m.onnx"), runtime=runtime, batch_size=b))
+                for b in (1, 16)}
+
+    assert len(keys("tensorrt")) == 2
+    assert len(keys("onnxruntime-cpu")) == len(keys("openvino")) == len(keys("torch")) == 1

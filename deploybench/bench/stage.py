@@ -8,7 +8,8 @@ a time, with an arg list, OMP_NUM_THREADS and a timeout per execution (worker.Pr
 becomes a `failed` row carrying the reason (the worker's own error, else the stderr tail). Idle workers keep their model loaded: on a target short
 of memory, set `executions: 1` (one execution per process, nothing kept alive).
 Accuracy and parity are computed once per artifact x runtime, in the first worker of that pair (batch sizes run
-largest first), through that worker's runner at its batch size, and reused for the pair's other batch-size rows.
+largest first), through that worker's runner at its batch size, and reused for the pair's other batch-size rows;
+per row where the runner's kernels depend on the batch size (Runner.per_batch_numerics: TensorRT's profiles).
 Parity (parity_*) compares that runner's logits with the run's torch fp32 reference on the same test images
 (reference.py, computed once per run and kept with it); top1_delta_vs_torch_fp32 = row top-1 - reference top-1, and
 accuracy_flag marks a drop beyond records.ACC_DROP_PT, whatever runtimes the call measures. Bring-your-own ONNX
@@ -141,17 +142,24 @@ def prepare_groups(jobs: list, parallel: int) -> list[list]:
     return [cpu[i:i + parallel] for i in range(0, len(cpu), parallel)] + [[j] for j in jobs if on_gpu(j.runtime)]
 
 
+def accuracy_key(job) -> tuple:
+    """The rows that share one accuracy pass: an artifact x runtime pair, or the row alone where the runtime runs
+    other kernels at each batch size."""
+    pair = (job.artifact.path, job.runtime)
+    return pair + (job.batch_size,) if get_runner(job.runtime).per_batch_numerics else pair
+
+
 def _start_workers(jobs: list[_Job], meta: dict, ctx: _Ctx, worker_cls) -> None:
     """Start every job's worker and let it load and prepare (one inference, memory, accuracy), as many at a time
     as the machine has cores (GPU jobs one at a time): nothing is timed yet, and start-up is most of a short bench
-    call's cost. Accuracy goes to the first worker of each artifact x runtime pair (largest batch first)."""
+    call's cost. Accuracy goes to the first worker of each accuracy_key (largest batch first)."""
     with_acc: set = set()
     for chunk in prepare_groups(jobs, max(1, dev.device_info()["cores"])):
         for job in chunk:
-            pair = (job.artifact.path, job.runtime)
+            key = accuracy_key(job)
             tag = hashlib.sha1(f"{job.artifact.path}|{job.runtime}|{job.batch_size}".encode()).hexdigest()[:10]
-            spec = _spec(job, meta, ctx, ctx.has_accuracy and pair not in with_acc)
-            with_acc.add(pair)
+            spec = _spec(job, meta, ctx, ctx.has_accuracy and key not in with_acc)
+            with_acc.add(key)
             job.worker = worker_cls(spec, ctx.workdir, tag, ctx.threads, ctx.timeout_s)
         for job in chunk:
             job.worker.wait_ready()
@@ -169,12 +177,11 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
             for job in jobs:
                 if job.error:
                     continue
-                pair = (job.artifact.path, job.runtime)
                 out = job.worker.execute()
                 if out.status != "ok":
                     job.error = out.reason if repeats == 1 else f"execution {rnd + 1} of {repeats}: {out.reason}"
                 elif out.top1 is not None:
-                    acc[pair] = _accuracy_cols(out)
+                    acc[accuracy_key(job)] = _accuracy_cols(out)
                 job.outs.append(out)
                 if job.error or rnd == repeats - 1:
                     job.worker.close()
@@ -188,7 +195,7 @@ def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
             job.row.update(status="failed", status_reason=job.error)
             continue
         _fill(job.row, job.outs, ctx)
-        job.row.update(acc.get((job.artifact.path, job.runtime), {}),
+        job.row.update(acc.get(accuracy_key(job), {}),
                        compute_precision=job.outs[0].compute_precision)
 
 

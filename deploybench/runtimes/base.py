@@ -31,6 +31,7 @@ class Runner:
     packages: tuple[str, ...] = ()      # distributions whose version is its version (first: the versions key)
     bench_options: tuple[str, ...] = ()     # BenchConfig switches passed to it as options when on
     artifact_format: Optional["ArtifactFormat"] = None   # a format of its own that export builds (registry)
+    per_batch_numerics: bool = False    # runs other kernels at each batch size: accuracy and parity per row (bench)
 
     def __init__(self, artifact: Artifact, meta: dict, threads: Optional[int] = None, **options):
         self.artifact = artifact

@@ -84,6 +84,9 @@ class TensorRTRunner(Runner):
     device_kind = "cuda"
     packages = ("tensorrt", "tensorrt-cu12", "tensorrt-cu13")
     bench_options = ("cuda_graphs",)
+    # each optimization profile has its own tactics, timed at its opt batch (docs.nvidia.com/deeplearning/tensorrt,
+    # "Working with Dynamic Shapes", optimization profiles): a batch-1 row's outputs are not a batch-16 row's
+    per_batch_numerics = True
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
