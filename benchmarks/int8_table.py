@@ -77,7 +77,7 @@ def main() -> None:
         model, meta = load_checkpoint(run.ckpt_dir(args.workdir))
         n = cfg.bench.accuracy_images if args.test_images is None else (args.test_images or None)
         ds = run.dataset if args.test_images is None else dataclasses.replace(run.dataset, max_test=None)
-        x, y = load_array(ds, "test", image_size=meta["image_size"], mean=meta["mean"], std=meta["std"], limit=n)
+        x, y = load_array(ds, "test", image_size=meta.image_size, mean=meta.mean, std=meta.std, limit=n)
         ref = torch_logits(model, x)
         torch_top1 = top1(ref, y)
         for rt, files in PAIRS.items():
@@ -87,7 +87,8 @@ def main() -> None:
             pair = [Artifact(str(run.engine_dir(args.workdir) / f), fmt, arts[f]["precision"], run.run_id)
                     for f in files]
             cls = get_runner(rt)
-            with cls(pair[0], meta, threads=args.threads) as a, cls(pair[1], meta, threads=args.threads) as b:
+            meta_json = meta.to_json()
+            with cls(pair[0], meta_json, threads=args.threads) as a, cls(pair[1], meta_json, threads=args.threads) as b:
                 p50 = interleaved_p50([a, b], x[:1], args.rounds, args.iters)
                 test = paired_delta(batched(b.infer, x, 50), ref, y)
             e = arts[files[1]]

@@ -4,10 +4,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Optional
 
 from .config import BackboneConfig, DatasetConfig, TrainConfig
+from .errors import DeployBenchError
 from .formats import Artifact  # noqa: F401  (re-exported: stages import it from records)
 from .rows import COLUMNS, ResultRow  # noqa: F401  (result columns: the fields of rows.ResultRow, in order)
 from .workdir import Workdir
@@ -66,6 +68,64 @@ class RunSpec:
 
     def engine_dir(self, root: Path) -> Path:
         return Workdir(root).engine_dir(self.stored_id(root))
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """checkpoints/<run_id>/meta.json, written last by fine-tuning (status "complete" marks the run finished): the
+    fields export, bench and the report's Run columns read, typed; the rest of the trainer's record (epochs, history,
+    versions, ...) rides along in `extra`. Runners and bench workers get it as JSON (`to_json`): the worker protocol."""
+    run_id: str
+    backbone: str
+    image_size: int
+    mean: list[float]
+    std: list[float]
+    num_classes: Optional[int] = None
+    in_chans: int = 3
+    arch: Optional[str] = None
+    dataset: Optional[str] = None
+    domain: Optional[str] = None
+    fraction: Optional[float] = None
+    seed: Optional[int] = None
+    pretrained: Optional[bool] = None
+    params_m: Optional[float] = None
+    gmacs: Optional[float] = None
+    status: str = "complete"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    FILE = "meta.json"
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunMeta":
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in d.items() if k in known},
+                   extra={k: v for k, v in d.items() if k not in known})
+
+    def to_json(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return d | self.extra
+
+    def recorded_in(self, d: Any) -> bool:
+        """Whether JSON `d` (export.json's copy) records this same run meta."""
+        try:
+            return isinstance(d, dict) and RunMeta.from_json(d) == self
+        except TypeError:
+            return False
+
+    @classmethod
+    def read(cls, ckpt_dir: Path) -> "RunMeta":
+        """The finished run's record; a one-line error naming the file when it is missing or incomplete."""
+        from .io import read_json
+
+        d = read_json(Path(ckpt_dir) / cls.FILE)
+        if not isinstance(d, dict) or d.get("status") != "complete":
+            raise DeployBenchError(f"checkpoints/{Path(ckpt_dir).name}/{cls.FILE}: missing or incomplete "
+                                   "(run `deploybench finetune` first)")
+        try:
+            return cls.from_json(d)
+        except TypeError as e:     # a required field missing: an older or hand-edited file
+            raise DeployBenchError(f"checkpoints/{Path(ckpt_dir).name}/{cls.FILE}: {e} (re-run `deploybench "
+                                   "finetune`)") from None
 
 
 @dataclass

@@ -166,9 +166,10 @@ def test_executions_interleave_round_robin_across_runtimes(exported_run, tmp_pat
     import numpy as np
 
     from deploybench.bench.stage import _Ctx, _execute_rounds, _plan
-    from deploybench.records import Artifact
+    from deploybench.records import Artifact, RunMeta
 
     cfg, run = exported_run
+    meta = RunMeta.read(run.ckpt_dir(cfg.root))
     bcfg = dataclasses.replace(cfg.bench, latency=dataclasses.replace(cfg.bench.latency, executions=3))
     size = cfg.datasets[0].image_size
     np.save(tmp_path / "inputs.npy", np.zeros((8, 3, size, size), dtype=np.float32))
@@ -176,8 +177,8 @@ def test_executions_interleave_round_robin_across_runtimes(exported_run, tmp_pat
     art = Artifact(str(run.engine_dir(cfg.root) / "model.fp32.onnx"), "onnx", "fp32", run.run_id)
     jobs = []
     for rt in ("onnxruntime-cpu", "openvino"):
-        jobs += _plan([art], rt, {"run_id": run.run_id}, ctx, [1, 8], None)[1]
-    _execute_rounds(jobs, {"run_id": run.run_id}, ctx)
+        jobs += _plan([art], rt, meta, ctx, [1, 8], None)[1]
+    _execute_rounds(jobs, meta, ctx)
     assert all(j.error is None and len(j.outs) == 3 and j.worker is None for j in jobs)
     order = sorted((o.started_ns, i, o.execution) for i, j in enumerate(jobs) for o in j.outs)
     assert [(i, e) for _, i, e in order] == [(i, e) for e in range(3) for i in range(4)]

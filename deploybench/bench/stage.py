@@ -33,8 +33,7 @@ import numpy as np
 
 from ..config import BenchConfig, DatasetConfig
 from ..errors import DeployBenchError
-from ..io import read_json
-from ..records import Artifact, RunSpec
+from ..records import Artifact, RunMeta, RunSpec
 from ..rows import Accuracy, Config, Memory, Outcome, Parity, ResultRow, Run
 from ..runtimes import get_format, get_runner
 from ..store import key_of
@@ -87,12 +86,12 @@ class _Ctx:
         return self.peaks.get(get_runner(runtime).device_kind, {})
 
 
-def _base_row(meta: dict, ctx: _Ctx, artifact: Artifact, runtime: str, batch_size: Optional[int],
+def _base_row(meta: RunMeta, ctx: _Ctx, artifact: Artifact, runtime: str, batch_size: Optional[int],
               config_name: Optional[str]) -> dict:
     """The row of one configuration before it is measured (flat: the store's and report's form)."""
     name, fp = ctx.label(runtime)
     return ResultRow(
-        run=Run(**{k: meta.get(k) for k in Run.__dataclass_fields__}),
+        run=Run(**{k: getattr(meta, k) for k in Run.__dataclass_fields__}),
         config=Config(artifact=Path(artifact.path).name, format=artifact.format, runtime=runtime,
                       precision=artifact.precision, device=name, device_fingerprint=fp, batch_size=batch_size,
                       threads=ctx.threads, size_mb=get_format(artifact.format).size_mb(Path(artifact.path))
@@ -125,10 +124,10 @@ class _Job:
     worker: object = None
 
 
-def _spec(job: _Job, meta: dict, ctx: _Ctx, accuracy: bool) -> Spec:
+def _spec(job: _Job, meta: RunMeta, ctx: _Ctx, accuracy: bool) -> Spec:
     ref = str(ctx.workdir / "ref_logits.npy") if ctx.ref_top1 is not None else None
-    return Spec(artifact=dataclasses.asdict(job.artifact), meta=meta, runtime=job.runtime, threads=ctx.cfg.threads,
-                batch_size=job.batch_size, latency=dataclasses.asdict(ctx.cfg.latency),
+    return Spec(artifact=dataclasses.asdict(job.artifact), meta=meta.to_json(), runtime=job.runtime,
+                threads=ctx.cfg.threads, batch_size=job.batch_size, latency=dataclasses.asdict(ctx.cfg.latency),
                 inputs=str(ctx.workdir / "inputs.npy"),
                 accuracy={"x": str(ctx.workdir / "acc_x.npy"), "y": str(ctx.workdir / "acc_y.npy"),
                           "reference": ref} if accuracy else None,
@@ -149,7 +148,7 @@ def accuracy_key(job) -> tuple:
     return pair + (job.batch_size,) if get_runner(job.runtime).per_batch_numerics else pair
 
 
-def _start_workers(jobs: list[_Job], meta: dict, ctx: _Ctx, worker_cls) -> None:
+def _start_workers(jobs: list[_Job], meta: RunMeta, ctx: _Ctx, worker_cls) -> None:
     """Start every job's worker and let it load and prepare (one inference, memory, accuracy), as many at a time
     as the machine has cores (GPU jobs one at a time): nothing is timed yet, and start-up is most of a short bench
     call's cost. Accuracy goes to the first worker of each accuracy_key (largest batch first)."""
@@ -165,7 +164,7 @@ def _start_workers(jobs: list[_Job], meta: dict, ctx: _Ctx, worker_cls) -> None:
             job.worker.wait_ready()
 
 
-def _execute_rounds(jobs: list[_Job], meta: dict, ctx: _Ctx) -> None:
+def _execute_rounds(jobs: list[_Job], meta: RunMeta, ctx: _Ctx) -> None:
     """`latency.executions` rounds over all jobs (round-robin); a job's worker lives from its first round to its
     last, so its executions are spread over the whole bench call and meet the same machine drift as the others."""
     repeats = ctx.cfg.latency.executions
@@ -208,7 +207,7 @@ def _accuracy_cols(out: Reply) -> dict:
         parity_top1_agree=parity.get("top1_agree")).flat()
 
 
-def _plan(artifacts: list[Artifact], runtime: str, meta: dict, ctx: _Ctx, batch_sizes: list[int],
+def _plan(artifacts: list[Artifact], runtime: str, meta: RunMeta, ctx: _Ctx, batch_sizes: list[int],
           config_name: Optional[str]) -> tuple[list[dict], list[_Job]]:
     """Rows for one runtime (skipped per artifact when it is unavailable, else one per artifact x batch size,
     largest batch first) and the jobs that will fill them."""
@@ -237,7 +236,7 @@ def _finish(rows: list[dict], ref_top1: Optional[float]) -> list[dict]:
     return rows
 
 
-def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig, runtimes, batch_sizes,
+def _run_all(artifacts: list[Artifact], meta: RunMeta, root: Path, cfg: BenchConfig, runtimes, batch_sizes,
              existing, device, data: tuple, config_name, timeout_s) -> list[dict]:
     """data = (inputs (n, C, H, W), acc_x or None, acc_y or None, reference.ensure's dict for acc_x or None)."""
     threads = cfg.threads or dev.device_info()["cores"]
@@ -271,7 +270,7 @@ def _run_all(artifacts: list[Artifact], meta: dict, root: Path, cfg: BenchConfig
     return _finish(rows, ctx.ref_top1)
 
 
-def _no_artifact(runtime: str, meta: dict, ctx: _Ctx, config_name: Optional[str]) -> list[dict]:
+def _no_artifact(runtime: str, meta: RunMeta, ctx: _Ctx, config_name: Optional[str]) -> list[dict]:
     """One skipped row (artifact None) for a requested runtime that has nothing to run, saying why."""
     cls = get_runner(runtime)
     ok, reason = cls.available()
@@ -288,16 +287,12 @@ def bench_run(run: RunSpec, root: Path, cfg: BenchConfig, runtimes=None, batch_s
     """Rows (all COLUMNS keys) for every artifact x runtime x batch size of a finished, exported run."""
     from ..data import load_array
 
-    meta_path = run.ckpt_dir(root) / "meta.json"
-    meta = read_json(meta_path)
-    if not isinstance(meta, dict) or meta.get("status") != "complete":
-        raise DeployBenchError(f"{meta_path}: no finished fine-tune run; run `deploybench finetune` first")
-    size = int(meta.get("image_size") or run.dataset.image_size)
-    X, y = load_array(run.dataset, "test", image_size=size, mean=meta["mean"], std=meta["std"],
+    meta = RunMeta.read(run.ckpt_dir(root))
+    X, y = load_array(run.dataset, "test", image_size=meta.image_size, mean=meta.mean, std=meta.std,
                       limit=cfg.accuracy_images)
     if len(X) == 0:
         raise DeployBenchError(f"dataset '{run.dataset.name}': the test split is empty")
-    ref, seconds = reference.ensure(run.ckpt_dir(root), meta, X, y)
+    ref, seconds = reference.ensure(run.ckpt_dir(root), meta.to_json(), X, y)
     if seconds is not None:
         log.info("%s: torch fp32 reference on %d test images computed in %.1f s", run.run_id, len(y), seconds)
     arts = Workdir(root).artifacts(run.stored_id(root))
@@ -340,8 +335,8 @@ def bench_model(onnx_path: Path, input_size: tuple = (3, 224, 224), mean=(0.485,
     precision, classes = _onnx_info(path)
     c, h, w = (int(v) for v in input_size)
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
-    meta = {"run_id": f"{path.stem}-{digest}", "backbone": path.stem, "image_size": h, "mean": list(mean),
-            "std": list(std), "input_size": [c, h, w]}
+    meta = RunMeta(run_id=f"{path.stem}-{digest}", backbone=path.stem, image_size=h, mean=list(mean),
+                   std=list(std), num_classes=classes, in_chans=c, extra={"input_size": [c, h, w]})
     acc_x = acc_y = None
     if data_dir is not None:
         from ..data import class_names, load_array
@@ -355,11 +350,11 @@ def bench_model(onnx_path: Path, input_size: tuple = (3, 224, 224), mean=(0.485,
                                    f"{classes} logits; pass the folder of the classes the model was trained on")
         acc_x, acc_y = load_array(ds, "test", image_size=h, mean=list(mean), std=list(std),
                                   limit=cfg.accuracy_images)
-        meta["dataset"] = ds.name
+        meta = dataclasses.replace(meta, dataset=ds.name)
     nmax = max(batch_sizes or cfg.batch_sizes)
     inputs = acc_x[:nmax] if acc_x is not None else \
         np.random.default_rng(0).standard_normal((nmax, c, h, w)).astype(np.float32)
-    art = Artifact(str(path), "onnx", precision, meta["run_id"])
+    art = Artifact(str(path), "onnx", precision, meta.run_id)
     runtimes = [r for r in (runtimes or cfg.runtimes) if r != "torch"]
     return _run_all([art], meta, Path(root) if root else Path.cwd(), cfg, runtimes, batch_sizes, frozenset(),
                     device, (inputs, acc_x, acc_y, None), None, None)

@@ -19,7 +19,7 @@ from ..config import ExportConfig
 from ..errors import DeployBenchError
 from ..io import read_json, write_json
 from ..formats import PRECISIONS, ExportEntry
-from ..records import Artifact, RunSpec, StageResult
+from ..records import Artifact, RunMeta, RunSpec, StageResult
 from ..runtimes import EXPORT_FORMATS as FORMATS
 from ..runtimes import get_format
 from .int8 import RECIPES
@@ -43,7 +43,7 @@ def _is_done(out: Path, entry: Optional[ExportEntry]) -> bool:
 class _Export:
     """One run's export: lazily loaded data, the manifest, and the artifact builders."""
 
-    def __init__(self, run: RunSpec, root: Path, cfg: ExportConfig, model, meta: dict, max_batch: int,
+    def __init__(self, run: RunSpec, root: Path, cfg: ExportConfig, model, meta: RunMeta, max_batch: int,
                  opt_batches: Optional[list[int]] = None, formats: tuple = FORMATS):
         self.run, self.cfg, self.model, self.meta, self.max_batch = run, cfg, model, meta, max_batch
         self.formats = tuple(formats)
@@ -51,7 +51,7 @@ class _Export:
         self.out = run.engine_dir(root)
         self.out.mkdir(parents=True, exist_ok=True)
         old = read_json(self.out / "export.json") or {}
-        fresh = old.get("meta") == meta    # a re-trained checkpoint invalidates every earlier artifact
+        fresh = meta.recorded_in(old.get("meta"))    # a re-trained checkpoint invalidates every earlier artifact
         self.entries: dict[str, ExportEntry] = ExportEntry.listed(old) if fresh else {}
         self._val = None
         self._int8 = None
@@ -64,7 +64,7 @@ class _Export:
     def save(self) -> None:
         order = {f: i for i, f in enumerate(FORMATS)}
         arts = sorted(self.entries.values(), key=lambda a: (order.get(a.format, 9), a.precision, a.file))
-        write_json(self.out / "export.json", {"run_id": self.run.run_id, "meta": self.meta,
+        write_json(self.out / "export.json", {"run_id": self.run.run_id, "meta": self.meta.to_json(),
                                               "artifacts": [a.to_json() for a in arts]})
 
     def images(self, split: str, n: int, uncapped: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +74,8 @@ class _Export:
 
         fraction = self.run.fraction if split == "train" else 1.0   # calibrate on the run's own training images
         ds = dataclasses.replace(self.run.dataset, **{f"max_{split}": None}) if uncapped else self.run.dataset
-        x, y = load_array(ds, split, limit=n, image_size=self.meta["image_size"],
-                          mean=self.meta["mean"], std=self.meta["std"], fraction=fraction)
+        x, y = load_array(ds, split, limit=n, image_size=self.meta.image_size,
+                          mean=self.meta.mean, std=self.meta.std, fraction=fraction)
         return np.ascontiguousarray(x, dtype=np.float32), np.asarray(y)
 
     def val(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,7 +114,8 @@ class _Export:
                 entry.update(**(extra or {}))
                 x, y, ref = self.val()
                 art = Artifact(str(self.out / file), fmt, prec, self.run.run_id)
-                entry.parity = artifact_parity(art, self.meta, x, ref, y, batch_size=min(16, self.max_batch))
+                entry.parity = artifact_parity(art, self.meta.to_json(), x, ref, y,
+                                               batch_size=min(16, self.max_batch))
             except Exception as e:   # one artifact failing must not stop the others; the reason is recorded
                 msg = (str(e).strip().splitlines() or [""])[0][:500]
                 entry.update(status="failed", reason=f"{type(e).__name__}: {msg}")
@@ -129,7 +130,7 @@ class _Export:
 
         if prec == "fp32":
             return [self.artifact(SOURCE["fp32"], "onnx", "fp32", lambda p: export_onnx(
-                self.model, p, self.meta["image_size"], self.cfg.opset, self.meta.get("in_chans", 3)))]
+                self.model, p, self.meta.image_size, self.cfg.opset, self.meta.in_chans))]
         src = self.onnx("fp32")[0]
         reason = _unusable(src)
         if prec == "fp16":
@@ -171,9 +172,9 @@ class _Export:
                         if not (a.format == "tensorrt" and a.precision == prec
                                 and (a.status == "skipped" or superseded(f, file)))}
         return [self.artifact(file, "tensorrt", prec, lambda p: build_engine(
-            self.out / src.file, p, self.meta["image_size"], max_batch=self.max_batch, opt_batches=self.opt_batches,
+            self.out / src.file, p, self.meta.image_size, max_batch=self.max_batch, opt_batches=self.opt_batches,
             workspace_gb=self.cfg.tensorrt_workspace_gb, timing_cache=self.out / "trt_timing.cache",
-            in_chans=self.meta.get("in_chans", 3)), reason, recipe)]
+            in_chans=self.meta.in_chans), reason, recipe)]
 
 
 def _planned(formats: list[str], precisions: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -231,7 +232,10 @@ def export_run(run: RunSpec, root: Path, cfg: ExportConfig, formats: Optional[li
     done = read_json(run.engine_dir(root) / "export.json") or {}
     entries = ExportEntry.listed(done)
     files, skipped = _planned(formats, precisions)
-    same_ckpt = done.get("meta") == read_json(run.ckpt_dir(root) / "meta.json")
+    try:
+        same_ckpt = RunMeta.read(run.ckpt_dir(root)).recorded_in(done.get("meta"))
+    except DeployBenchError:
+        same_ckpt = False
     if same_ckpt and all(_is_done(run.engine_dir(root), entries.get(f)) for f in files) \
             and set(skipped) <= set(entries):
         reason = "; ".join(f"{f}: {r}" for f, r in sorted(skipped.items()))

@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from ..errors import DeployBenchError
-from ..io import read_json, write_json, write_text
-from ..records import RunSpec, StageResult
+from ..io import write_json, write_text
+from ..records import RunMeta, RunSpec, StageResult
 from . import checkpoint as ck
 from .heads import freeze_all_but_head, freeze_batchnorm_stats
 
@@ -45,8 +45,11 @@ def finetune_run(run: RunSpec, root: Path, *, progress: bool = True) -> StageRes
 
 def is_complete(ckpt_dir: Path) -> bool:
     """meta.json says complete and best.pt loads."""
-    meta = read_json(ckpt_dir / "meta.json")
-    return isinstance(meta, dict) and meta.get("status") == "complete" and ck.try_load(ckpt_dir / "best.pt") is not None
+    try:
+        RunMeta.read(ckpt_dir)
+    except DeployBenchError:
+        return False
+    return ck.try_load(ckpt_dir / "best.pt") is not None
 
 
 def seed_everything(seed: int) -> None:
@@ -230,7 +233,7 @@ class Trainer:
                       f"train_top1={train_top1:.4f} val_loss={val_loss:.4f} val_top1={val_top1:.4f} "
                       f"{seconds:.1f}s{' *best' if improved else ''}"
                       f"{' -> sgd' if opt_name != self.opt_name else ''}")
-        write_json(self.dir / "meta.json", self._meta())
+        write_json(self.dir / RunMeta.FILE, self._meta().to_json())
         self._log(f"complete after {self.epoch} epochs: best val top-1 {self.best_top1:.4f} at epoch "
                   f"{self.best_epoch}")
 
@@ -244,23 +247,19 @@ class Trainer:
             self._log(f"gmacs not counted: {type(e).__name__}: {e}")
             return None
 
-    def _meta(self) -> dict:
+    def _meta(self) -> RunMeta:
         import timm
 
         run, ds = self.run, self.run.dataset
         model = self.model.to("cpu").eval()
-        return {
-            "run_id": run.run_id, "backbone": run.backbone.name, "weights": self.weights, "arch": self.arch,
-            "augment": self.augment,
-            "pretrained": self.weights != "none",
-            "dataset": ds.name, "domain": ds.domain, "fraction": run.fraction, "seed": run.seed,
-            "mode": self.tc.mode, "num_classes": len(self.classes), "classes": self.classes,
-            "image_size": ds.image_size, "mean": self.mean, "std": self.std,
-            "best_epoch": self.best_epoch, "best_val_top1": self.best_top1, "epochs_run": self.epoch,
-            "train_images": len(self.train_ds), "val_images": len(self.val_ds),
-            "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "gmacs": self._gmacs(model), "train_seconds": self.train_seconds,
-            "status": "complete", "dataset_config": dataclasses.asdict(ds),
-            "versions": {"torch": torch.__version__, "timm": timm.__version__},
-        }
+        return RunMeta(
+            run_id=run.run_id, backbone=run.backbone.name, image_size=ds.image_size, mean=self.mean, std=self.std,
+            num_classes=len(self.classes), arch=self.arch, dataset=ds.name, domain=ds.domain,
+            fraction=run.fraction, seed=run.seed, pretrained=self.weights != "none",
+            params_m=sum(p.numel() for p in model.parameters()) / 1e6, gmacs=self._gmacs(model),
+            extra={"weights": self.weights, "augment": self.augment, "mode": self.tc.mode, "classes": self.classes,
+                   "best_epoch": self.best_epoch, "best_val_top1": self.best_top1, "epochs_run": self.epoch,
+                   "train_images": len(self.train_ds), "val_images": len(self.val_ds),
+                   "train_seconds": self.train_seconds, "dataset_config": dataclasses.asdict(ds),
+                   "versions": {"torch": torch.__version__, "timm": timm.__version__}})
 

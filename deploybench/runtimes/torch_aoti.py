@@ -10,21 +10,25 @@ import importlib.util
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..formats import ArtifactFormat
 from .base import Runner, as_batch
 
+if TYPE_CHECKING:
+    from ..records import RunMeta
+
 FILE = "model.fp32.pt2"
 
 
-def compile_package(model, meta: dict, path: Path, max_batch: int) -> None:
+def compile_package(model, meta: "RunMeta", path: Path, max_batch: int) -> None:
     """torch.export `model` with a dynamic batch (2..max_batch) and AOTInductor-compile it into `path`, atomically."""
     import torch
 
-    size = int(meta["image_size"])
-    example = torch.randn(2, int(meta.get("in_chans", 3)), size, size)
+    size = int(meta.image_size)
+    example = torch.randn(2, int(meta.in_chans), size, size)
     batch = torch.export.Dim("batch", min=2, max=max(2, max_batch))
     with torch.no_grad():
         program = torch.export.export(model.float().eval(), (example,), dynamic_shapes=({0: batch},))
