@@ -11,6 +11,7 @@ from typing import Any, Optional
 from .config import BackboneConfig, DatasetConfig, TrainConfig
 from .errors import DeployBenchError
 from .formats import Artifact  # noqa: F401  (re-exported: stages import it from records)
+from .io import read_json
 from .rows import COLUMNS, ResultRow  # noqa: F401  (result columns: the fields of rows.ResultRow, in order)
 from .workdir import Workdir
 
@@ -115,8 +116,6 @@ class RunMeta:
     @classmethod
     def read(cls, ckpt_dir: Path) -> "RunMeta":
         """The finished run's record; a one-line error naming the file when it is missing or incomplete."""
-        from .io import read_json
-
         d = read_json(Path(ckpt_dir) / cls.FILE)
         if not isinstance(d, dict) or d.get("status") != "complete":
             raise DeployBenchError(f"checkpoints/{Path(ckpt_dir).name}/{cls.FILE}: missing or incomplete "

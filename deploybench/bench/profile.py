@@ -25,6 +25,7 @@ from typing import Optional
 import numpy as np
 
 from ..io import read_json, write_json
+from ..records import Artifact, RunMeta
 from ..workdir import Workdir
 from .worker import _batch
 
@@ -61,7 +62,6 @@ def summarize(runs: list[list[dict]]) -> dict:
 
 def take_profile(spec: dict) -> dict:
     """Open the runner with profiling on and profile it (in this process); the profile dict."""
-    from ..records import Artifact
     from ..runtimes import get_runner
 
     start, runtime, bs = time.perf_counter(), spec["runtime"], int(spec["batch_size"])
@@ -110,7 +110,7 @@ def profile_configuration(runtime: str, artifact, meta: dict, batch_size: int, t
     return out_path
 
 
-def profile_jobs(jobs, meta, ctx) -> None:
+def profile_jobs(jobs, meta: RunMeta, ctx) -> None:
     """After the timed rounds of a bench call: profile each ok job of a profiled runtime at a profiled batch size
     (as many at once as there are cores: op shares, not the row's latency, come from a profile) and point its
     row's `profile_path` at the file (relative to the workdir). A failed profile is logged and leaves the row as

@@ -335,9 +335,7 @@ def bench_model(onnx_path: Path, input_size: tuple = (3, 224, 224), mean=(0.485,
     precision, classes = _onnx_info(path)
     c, h, w = (int(v) for v in input_size)
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
-    meta = RunMeta(run_id=f"{path.stem}-{digest}", backbone=path.stem, image_size=h, mean=list(mean),
-                   std=list(std), num_classes=classes, in_chans=c, extra={"input_size": [c, h, w]})
-    acc_x = acc_y = None
+    acc_x = acc_y = ds = None
     if data_dir is not None:
         from ..data import class_names, load_array
 
@@ -350,7 +348,9 @@ def bench_model(onnx_path: Path, input_size: tuple = (3, 224, 224), mean=(0.485,
                                    f"{classes} logits; pass the folder of the classes the model was trained on")
         acc_x, acc_y = load_array(ds, "test", image_size=h, mean=list(mean), std=list(std),
                                   limit=cfg.accuracy_images)
-        meta = dataclasses.replace(meta, dataset=ds.name)
+    meta = RunMeta(run_id=f"{path.stem}-{digest}", backbone=path.stem, image_size=h, mean=list(mean),
+                   std=list(std), num_classes=classes, in_chans=c, dataset=ds.name if ds else None,
+                   extra={"input_size": [c, h, w]})
     nmax = max(batch_sizes or cfg.batch_sizes)
     inputs = acc_x[:nmax] if acc_x is not None else \
         np.random.default_rng(0).standard_normal((nmax, c, h, w)).astype(np.float32)

@@ -206,7 +206,7 @@ class Trainer:
     # -- main loop ----------------------------------------------------------------------------------------
     def fit(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "meta.json").unlink(missing_ok=True)   # a stale one (bad best.pt) must not mark this complete
+        (self.dir / RunMeta.FILE).unlink(missing_ok=True)   # a stale one (bad best.pt) must not mark this complete
         if not self._resume():
             (self.dir / "metrics.jsonl").unlink(missing_ok=True)
             self._log(f"start {self.run.run_id}: {len(self.train_ds)} train / {len(self.val_ds)} val images, "

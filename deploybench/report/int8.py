@@ -15,7 +15,8 @@ NOTE = ("Each INT8 file against the fp32 file of the same run, runtime and devic
         "top-1 on the validation images export's budget measured (± paired standard error); the budget is met when "
         "the drop is within export.int8.max_drop. test Δ: top-1 vs torch fp32 on this report's test images, which "
         "export never reads (± paired standard error: only images exactly one of the two gets right move it, so "
-        "where INT8 and fp32 disagree on many images, a Δ of 1 pt on 2,000 images can be noise). fp32 layers: kept out of INT8 by the budget; method: what made the file.")
+        "where INT8 and fp32 disagree on many images, a Δ of 1 pt on 2,000 images can be noise). fp32 layers: kept "
+        "out of INT8 by the budget; method: what made the file.")
 HEAD = ["backbone", "runtime", "file", "method", "fp32 layers", "val Δ pt (images)", "budget", "test Δ pt",
         "speed-up [95 % CI]"]
 
